@@ -1,0 +1,35 @@
+"""`phyjoint plan -d ID`: write PhyJoint plans (whole image at ~256x256, network named in the plans)."""
+from __future__ import annotations
+
+import argparse
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nnunet_phyjoint.planning import describe_plans, plan_dataset
+
+    plans_file = plan_dataset(
+        args.dataset_id, encoder=args.encoder, size=args.size, batch_size=args.batch_size,
+        plans_name=args.plans_name, encoder_weights=args.encoder_weights,
+        decoder_channels=args.decoder_channels, n_folds=args.folds, split_seed=args.seed,
+        num_processes=args.np, verify=args.verify_dataset_integrity)
+    print(describe_plans(plans_file))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="write PhyJoint plans for a converted dataset (then run nnUNetv2_preprocess)",
+                       description=__doc__)
+    p.add_argument("-d", "--dataset-id", required=True, help="dataset id (e.g. 501) or DatasetXXX_NAME")
+    p.add_argument("--encoder", default="efficientnet_b6", help="any timm model that supports features_only")
+    p.add_argument("--encoder-weights", default="auto",
+                   help="'auto' (timm's local cache if it has them, else random), 'none', or a weights file")
+    p.add_argument("--size", type=int, default=256, help="network input side in pixels (multiple of 32)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--decoder-channels", type=int, nargs="+", default=None,
+                   help="UNet++ decoder widths per level (default: derived from the encoder)")
+    p.add_argument("--plans-name", default="PhyJointPlans")
+    p.add_argument("--folds", type=int, default=4, help="folds of the patient-wise split written when none exists")
+    p.add_argument("--seed", type=int, default=0, help="seed of that split")
+    p.add_argument("-np", type=int, default=2, help="processes for nnU-Net's fingerprint extraction")
+    p.add_argument("--verify_dataset_integrity", action="store_true")
+    p.set_defaults(func=_run)

@@ -1,0 +1,39 @@
+"""`phyjoint split -d ID`: patient-wise, class-stratified folds written as nnU-Net's splits_final.json."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nnunet_phyjoint.metadata import load_case_metadata
+    from nnunet_phyjoint.splits import format_fold_balance, load_raw_dataset_json, write_splits
+
+    try:
+        path = write_splits(args.dataset_id, n_folds=args.folds, seed=args.seed, overwrite=args.overwrite,
+                            leave_one_scanner_out=args.leave_one_scanner_out)
+        _, _, dataset_json = load_raw_dataset_json(args.dataset_id)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as e:
+        # KeyError carries its explanation as the first argument; str() would add quotes
+        print(f"phyjoint split: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+        return 1
+    splits = json.loads(path.read_text())
+    print(format_fold_balance(splits, load_case_metadata(dataset_json)))
+    print(f"\nwrote {path} ({len(splits)} folds; train/predict with -f {' '.join(map(str, range(len(splits))))})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "split", help="write patient-wise stratified cross-validation folds (splits_final.json)",
+        description="Folds stratified by class and grouped by patient (joined by duplicate groups), "
+                    "written to $nnUNet_preprocessed/DatasetXXX_NAME/splits_final.json.",
+    )
+    p.add_argument("-d", "--dataset-id", required=True, help="dataset id (e.g. 501) or full DatasetXXX_NAME")
+    p.add_argument("--folds", type=int, default=4, help="number of folds (default 4, as in the paper)")
+    p.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing, different splits_final.json")
+    p.add_argument("--leave-one-scanner-out", action="store_true",
+                   help="one fold per scanner instead (val = that scanner's cases); ignores --folds/--seed")
+    p.set_defaults(func=_run)

@@ -1,0 +1,1 @@
+"""Class-aware inference and ensembling on top of nnU-Net's predictor."""

@@ -1,0 +1,108 @@
+"""``nnUNetPredictor`` that also returns the diagnosis of every case.
+
+nnU-Net's predictor only knows segmentation logits. We let it run exactly as usual (mirroring,
+Gaussian sliding windows, fold averaging, export in worker processes) and capture the class
+logits of every forward pass it makes: the class probabilities of a case are the mean softmax
+over all mirrors, tiles and folds. They are written to ``classification.csv`` in each output
+folder (a CSV, because ``nnUNetv2_ensemble`` takes every ``*.npz`` of a folder).
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import numpy as np
+import torch
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+CLASSIFICATION_FILE = "classification.csv"
+
+
+class _ClassLogitCapture:
+    """Stands in for the network during one mirrored forward: returns the segmentation, keeps the diagnosis."""
+
+    def __init__(self, network: torch.nn.Module, sink: list):
+        self.network = network
+        self.sink = sink
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        seg, class_logits = self.network(x, return_class_logits=True)
+        self.sink.append(torch.softmax(class_logits.float(), dim=1).cpu())
+        return seg
+
+
+class PhyJointPredictor(nnUNetPredictor):
+    """Segmentation as nnU-Net does it, plus averaged class probabilities per case.
+
+    After a prediction, :attr:`last_class_probabilities` holds the probabilities of the last
+    image and :attr:`class_probabilities` maps case id -> probabilities for every case predicted
+    from files.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last_class_probabilities: np.ndarray | None = None
+        self.class_probabilities: dict[str, np.ndarray] = {}
+        self._window_sink: list[torch.Tensor] = []
+        self._per_network: list[np.ndarray] = []
+        self._current_output: str | None = None
+
+    def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
+        network = self.network
+        self.network = _ClassLogitCapture(network, self._window_sink)
+        try:
+            return super()._internal_maybe_mirror_and_predict(x)
+        finally:
+            self.network = network
+
+    @torch.inference_mode()
+    def predict_sliding_window_return_logits(self, input_image: torch.Tensor):
+        self._window_sink = []
+        logits = super().predict_sliding_window_return_logits(input_image)
+        probs = torch.cat(self._window_sink).mean(0).numpy()
+        self._per_network.append(probs)
+        self.last_class_probabilities = probs
+        return logits
+
+    def predict_logits_from_preprocessed_data(self, data: torch.Tensor) -> torch.Tensor:
+        self._per_network = []
+        logits = super().predict_logits_from_preprocessed_data(data)
+        self.last_class_probabilities = np.mean(self._per_network, axis=0)
+        if self._current_output is not None:
+            self.class_probabilities[self._current_output] = self.last_class_probabilities
+        return logits
+
+    def predict_from_data_iterator(self, data_iterator, save_probabilities: bool = False,
+                                   num_processes_segmentation_export: int = 2):
+        self.class_probabilities = {}
+
+        def remember_case(iterator):
+            for index, item in enumerate(iterator):
+                self._current_output = item["ofile"] if item["ofile"] is not None else f"case_{index:05d}"
+                yield item
+
+        try:
+            ret = super().predict_from_data_iterator(remember_case(data_iterator), save_probabilities,
+                                                     num_processes_segmentation_export)
+        finally:
+            self._current_output = None
+        self.write_classification_files()
+        return ret
+
+    def write_classification_files(self) -> list[str]:
+        """Write/extend ``classification.csv`` in every output folder that got predictions."""
+        from nnunet_phyjoint.evaluation.io import read_classification_csv, write_classification_csv
+
+        by_folder: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+        for ofile, probs in self.class_probabilities.items():
+            if os.path.dirname(ofile):
+                by_folder[os.path.dirname(ofile)][os.path.basename(ofile)] = probs
+        written = []
+        for folder, rows in by_folder.items():
+            path = os.path.join(folder, CLASSIFICATION_FILE)
+            # keep rows of cases predicted earlier (nnU-Net's --continue_prediction skips them)
+            merged = read_classification_csv(path) if os.path.isfile(path) else {}
+            merged.update(rows)
+            write_classification_csv(path, merged)
+            written.append(path)
+        return written

@@ -1,0 +1,55 @@
+"""Writing a simulated dataset: PNG files inside a temporary folder that is renamed into place when complete."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    """A single-channel 8-bit PNG."""
+    if array.dtype != np.uint8 or array.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D uint8 array, got {array.dtype} {array.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode="L").save(path, optimize=False)
+
+
+def write_json(path: Path, data: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+
+
+@contextlib.contextmanager
+def staging_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that becomes ``out`` when the block finishes without error.
+
+    An existing non-empty ``out`` is refused unless ``overwrite``; then it is replaced only after the
+    new dataset is complete. On error the temporary folder is removed and ``out`` is untouched.
+    """
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        yield tmp
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

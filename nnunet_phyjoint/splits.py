@@ -1,0 +1,246 @@
+"""Patient-wise cross-validation splits in nnU-Net's ``splits_final.json`` format.
+
+Folds are stratified by diagnosis class and grouped so that no patient, and no pair of
+near-duplicate images, ever sits on both sides of a split. Duplicate groups can link
+different patients (BUSI has one "patient" per image but many duplicates), so the final
+groups are the connected components of the patient <-> duplicate-group graph.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping
+
+from nnunet_phyjoint.metadata import CLASS_NAMES, CaseMeta, load_case_metadata
+
+Split = dict[str, Any]
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:  # path compression
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            # the smaller name wins so that group names do not depend on insertion order
+            lo, hi = sorted((ra, rb))
+            self.parent[hi] = lo
+
+
+def case_groups(metadata: Mapping[str, CaseMeta]) -> dict[str, str]:
+    """Case id -> group name: patients joined with every patient they share a duplicate group with."""
+    uf = _UnionFind()
+    for m in metadata.values():
+        uf.find(f"patient:{m.patient}")
+        if m.duplicate_group is not None:
+            uf.union(f"patient:{m.patient}", f"duplicate:{m.duplicate_group}")
+    return {cid: uf.find(f"patient:{m.patient}") for cid, m in metadata.items()}
+
+
+def _stratum(m: CaseMeta) -> int:
+    # unlabeled cases form their own stratum instead of breaking the split
+    return CLASS_NAMES.index(m.label) if m.label in CLASS_NAMES else len(CLASS_NAMES)
+
+
+def _metadata(dataset_json: Mapping[str, Any] | str | Path | Mapping[str, CaseMeta]) -> dict[str, CaseMeta]:
+    if isinstance(dataset_json, Mapping) and dataset_json and all(
+        isinstance(v, CaseMeta) for v in dataset_json.values()
+    ):
+        return dict(dataset_json)  # already loaded metadata
+    return load_case_metadata(dataset_json)
+
+
+def verify_splits(splits: list[Split], metadata: Mapping[str, CaseMeta], *, require_partition: bool = True) -> None:
+    """Raise ``ValueError`` if a group appears on both sides of a split, or in two validation folds.
+
+    With ``require_partition`` every case must be in exactly one validation fold (k-fold CV).
+    """
+    groups = case_groups(metadata)
+    val_fold_of_group: dict[str, int] = {}
+    seen_val: Counter[str] = Counter()
+    for i, split in enumerate(splits):
+        unknown = [c for c in (*split["train"], *split["val"]) if c not in metadata]
+        if unknown:
+            raise ValueError(f"split {i} names cases without metadata: {unknown[:5]}")
+        train_groups = {groups[c] for c in split["train"]}
+        val_groups = {groups[c] for c in split["val"]}
+        both = sorted(train_groups & val_groups)
+        if both:
+            raise ValueError(f"split {i}: patient group(s) {both[:5]} are in both train and val")
+        if require_partition:
+            for g in val_groups:
+                if g in val_fold_of_group:
+                    raise ValueError(f"patient group {g} is in the validation set of folds {val_fold_of_group[g]} and {i}")
+                val_fold_of_group[g] = i
+        seen_val.update(split["val"])
+    if require_partition:
+        missing = sorted(set(metadata) - set(seen_val))
+        twice = sorted(c for c, n in seen_val.items() if n > 1)
+        if missing or twice:
+            raise ValueError(f"folds do not partition the cases: missing {missing[:5]}, repeated {twice[:5]}")
+
+
+def make_splits(
+    dataset_json: Mapping[str, Any] | str | Path, n_folds: int = 4, seed: int = 0
+) -> list[dict[str, list[str]]]:
+    """Stratified (by class), grouped (by patient and duplicate group) ``n_folds``-fold splits.
+
+    ``dataset_json`` is a dataset.json dict or path carrying our ``"phyjoint"`` metadata (a dict
+    of :class:`CaseMeta` is accepted too). Deterministic for a seed; case ids are sorted.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    metadata = _metadata(dataset_json)
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    case_ids = sorted(metadata)
+    groups = case_groups(metadata)
+    n_groups = len(set(groups.values()))
+    if n_groups < n_folds:
+        raise ValueError(f"{n_groups} patient group(s) cannot fill {n_folds} folds; use fewer folds")
+    y = [_stratum(metadata[c]) for c in case_ids]
+    g = [groups[c] for c in case_ids]
+    sgkf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    splits = []
+    for train_idx, val_idx in sgkf.split(case_ids, y, g):
+        splits.append({
+            "train": sorted(case_ids[i] for i in train_idx),
+            "val": sorted(case_ids[i] for i in val_idx),
+        })
+    verify_splits(splits, metadata)
+    return splits
+
+
+def leave_one_scanner_out_splits(dataset_json: Mapping[str, Any] | str | Path) -> list[Split]:
+    """One split per scanner: ``val`` = all its cases, ``train`` = every case not sharing a group with them.
+
+    Each split also carries ``"held_out_scanner"``. nnU-Net's trainer reads only
+    ``splits[fold]['train']`` and ``['val']`` (nnunetv2 2.8.1 ``nnUNetTrainer.do_split``), so the
+    extra key is harmless in splits_final.json.
+    """
+    metadata = _metadata(dataset_json)
+    scanners = sorted({m.scanner for m in metadata.values()})
+    if len(scanners) < 2:
+        raise ValueError(f"leave-one-scanner-out needs at least two scanners, found {scanners}")
+    groups = case_groups(metadata)
+    splits = []
+    for scanner in scanners:
+        val = sorted(c for c, m in metadata.items() if m.scanner == scanner)
+        val_groups = {groups[c] for c in val}
+        # a patient group reaching into the held-out scanner is dropped from training entirely
+        train = sorted(c for c, m in metadata.items() if m.scanner != scanner and groups[c] not in val_groups)
+        splits.append({"train": train, "val": val, "held_out_scanner": scanner})
+    verify_splits(splits, metadata, require_partition=False)
+    return splits
+
+
+def format_fold_balance(splits: list[Split], metadata: Mapping[str, CaseMeta] | Mapping[str, Any] | str | Path) -> str:
+    """A text table of cases, patient groups and class counts (with %) per fold and side."""
+    metadata = _metadata(metadata)
+    groups = case_groups(metadata)
+    labels = list(CLASS_NAMES)
+    if any(m.label not in CLASS_NAMES for m in metadata.values()):
+        labels.append("unknown")
+    header = ["fold", "side", "cases", "groups", *labels]
+    rows = []
+    for i, split in enumerate(splits):
+        name = str(i) if "held_out_scanner" not in split else f"{i} ({split['held_out_scanner']})"
+        for side in ("train", "val"):
+            cases = split[side]
+            counts = Counter(metadata[c].label if metadata[c].label in CLASS_NAMES else "unknown" for c in cases)
+            n = max(len(cases), 1)
+            rows.append([name, side, str(len(cases)), str(len({groups[c] for c in cases})),
+                         *(f"{counts[l]} ({100 * counts[l] / n:.0f}%)" for l in labels)])
+    widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
+    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+
+def _case_ids_in_images(raw_dataset: Path, file_ending: str) -> set[str] | None:
+    images = raw_dataset / "imagesTr"
+    if not images.is_dir():
+        return None
+    suffix = f"_0000{file_ending}"
+    return {p.name[: -len(suffix)] for p in images.iterdir() if p.name.endswith(suffix)}
+
+
+def _write_json_atomically(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_raw_dataset_json(dataset_id: int | str) -> tuple[str, Path, dict[str, Any]]:
+    """(``DatasetXXX_NAME``, its raw folder, the parsed dataset.json) for an id."""
+    from nnunet_phyjoint.paths import find_dataset_name, raw_dir
+
+    name = find_dataset_name(dataset_id, raw_dir())
+    folder = raw_dir() / name
+    path = folder / "dataset.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: convert the dataset first (`phyjoint convert ...`)")
+    try:
+        with open(path) as f:
+            return name, folder, json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+def write_splits(
+    dataset_id: int | str,
+    n_folds: int = 4,
+    seed: int = 0,
+    overwrite: bool = False,
+    *,
+    leave_one_scanner_out: bool = False,
+) -> Path:
+    """Write ``$nnUNet_preprocessed/DatasetXXX_NAME/splits_final.json`` and return its path.
+
+    Reads dataset.json from ``$nnUNet_raw``. An existing file with different content is kept
+    (``FileExistsError``) unless ``overwrite``; an identical one is left untouched.
+    """
+    from nnunet_phyjoint.paths import preprocessed_dir
+
+    name, raw_folder, dataset_json = load_raw_dataset_json(dataset_id)
+    metadata = load_case_metadata(dataset_json)
+    on_disk = _case_ids_in_images(raw_folder, dataset_json.get("file_ending", ".png"))
+    if on_disk is not None and on_disk != set(metadata):
+        only_meta, only_disk = sorted(set(metadata) - on_disk), sorted(on_disk - set(metadata))
+        raise ValueError(
+            f"{raw_folder / 'dataset.json'}: metadata and imagesTr disagree "
+            f"(metadata only: {only_meta[:5]}, images only: {only_disk[:5]})"
+        )
+    splits = leave_one_scanner_out_splits(metadata) if leave_one_scanner_out else make_splits(metadata, n_folds, seed)
+    path = preprocessed_dir() / name / "splits_final.json"
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            existing = None
+        if existing == splits:
+            return path
+        if not overwrite:
+            raise FileExistsError(f"{path} exists with different splits; pass --overwrite to replace it")
+    _write_json_atomically(splits, path)
+    return path
+

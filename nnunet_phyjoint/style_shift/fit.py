@@ -1,0 +1,263 @@
+"""Fitting the AdaIN decoder on the training fold, and saving/loading it next to the preprocessed data.
+
+Losses (Huang & Belongie 2017): the decoder output g = D(t), t = AdaIN(f(c), f(s)) at relu4_1,
+is re-encoded by the frozen VGG; content loss ||f(g) - t||^2 at relu4_1, style loss the sum
+over relu1_1..relu4_1 of ||mu(f(g)) - mu(f(s))||^2 + ||sigma(f(g)) - sigma(f(s))||^2, each
+term relative to the mean square of its target (see :func:`adain_losses`).
+Content/style pairs are random training cases, the style from another scanner when there is one.
+
+Saved to ``$nnUNet_preprocessed/DatasetXXX/phyjoint_style/<plans>__<configuration>__fold<F>/``
+(never inside the data_identifier folder, whose contents nnU-Net infers its dataset class from):
+``decoder.safetensors`` + ``record.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
+from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed, resolve_dataset_folder
+from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
+from nnunet_phyjoint.style_shift.vgg_descriptor import DOWNSAMPLING, VGGDescriptor, to_unit
+
+STYLE_DIRNAME = "phyjoint_style"
+DECODER_FILE = "decoder.safetensors"
+RECORD_FILE = "record.json"
+RECORD_VERSION = 1
+
+
+def style_folder(dataset: int | str | Path, plans: str = "PhyJointPlans", configuration: str = "2d", fold: int = 0) -> Path:
+    """Where the decoder for this plans/configuration/fold is (or will be) stored."""
+    return resolve_dataset_folder(dataset) / STYLE_DIRNAME / f"{plans}__{configuration}__fold{fold}"
+
+
+def adain_losses(
+    vgg: VGGDescriptor, decoder: StyleDecoder, content_u: torch.Tensor, style_u: torch.Tensor, alpha: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(content loss, style loss) of decoding AdaIN(content, style) for [0, 1] images (B, 1, H, W).
+
+    Each term is divided by the mean square of its target, so the balance between them does
+    not depend on the scale of the VGG activations (ImageNet weights give activations two
+    orders of magnitude larger than random ones; AdaIN's fixed weight of 10 assumed the former).
+    """
+    with torch.no_grad():
+        content_feat = vgg.forward_unit(content_u)[-1]
+        style_feats = vgg.forward_unit(style_u)
+        target = adain(content_feat, style_feats[-1], alpha)
+    out_feats = vgg.forward_unit(decoder(target))
+    content_loss = F.mse_loss(out_feats[-1], target) / target.pow(2).mean().clamp_min(1e-12)
+    style_loss = content_loss.new_zeros(())
+    for fo, fs in zip(out_feats, style_feats):
+        mo, so = channel_mean_std(fo)
+        ms, ss = channel_mean_std(fs)
+        scale = (ms.pow(2).mean() + ss.pow(2).mean()).clamp_min(1e-12)
+        style_loss = style_loss + (F.mse_loss(mo, ms) + F.mse_loss(so, ss)) / scale
+    return content_loss, style_loss
+
+
+def _training_pairs(bank: ReferenceBank, batch_size: int, size: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.randint(len(bank.case_ids), (batch_size,), generator=gen).tolist()
+    content_ids = [bank.case_ids[i] for i in idx]
+    style_ids = bank.sample_references(content_ids, gen)
+    content = bank.get_batch(content_ids, (size, size))
+    style = bank.get_batch(style_ids, (size, size))
+    flip = torch.rand(batch_size, generator=gen) < 0.5  # cheap variety; anatomy stays upright
+    content[flip] = content[flip].flip(-1)
+    return to_unit(content[:, :1]).to(device), to_unit(style[:, :1]).to(device)
+
+
+def fit_decoder_on_bank(
+    bank: ReferenceBank,
+    vgg: VGGDescriptor,
+    decoder: StyleDecoder,
+    steps: int,
+    batch_size: int = 8,
+    size: int = 256,
+    lr: float = 1e-3,
+    style_weight: float = 1.0,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Train ``decoder`` in place; returns the loss history (one entry per logged step)."""
+    from tqdm import tqdm
+
+    if size % DOWNSAMPLING:
+        raise ValueError(f"size must be a multiple of {DOWNSAMPLING}, got {size}")
+    device = torch.device(device)
+    vgg.to(device)
+    decoder.to(device).train()
+    opt = torch.optim.Adam(decoder.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    log_every = max(1, steps // 100)
+    history: dict[str, list[float]] = {"step": [], "content": [], "style": [], "total": []}
+    bar = tqdm(range(1, steps + 1), desc="fitting style decoder", disable=not progress)
+    for step in bar:
+        content_u, style_u = _training_pairs(bank, batch_size, size, gen, device)
+        lc, ls = adain_losses(vgg, decoder, content_u, style_u)
+        loss = lc + style_weight * ls
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"style decoder loss is {loss.item()} at step {step}; lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % log_every == 0 or step == 1 or step == steps:
+            for k, v in (("step", step), ("content", lc.item()), ("style", ls.item()), ("total", loss.item())):
+                history[k].append(float(v))
+            bar.set_postfix(content=f"{lc.item():.3g}", style=f"{ls.item():.3g}")
+    decoder.eval()
+    return history
+
+
+def _replace_folder_atomically(tmp: Path, final: Path) -> None:
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def save_style_decoder(folder: Path, decoder: StyleDecoder, record: dict) -> Path:
+    """Write ``decoder.safetensors`` + ``record.json`` into ``folder`` via a temporary sibling folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in decoder.state_dict().items()}
+        save_file(state, str(tmp / DECODER_FILE))
+        with open(tmp / RECORD_FILE, "w") as f:
+            json.dump({**record, "decoder": asdict(decoder.config)}, f, indent=2)
+        _replace_folder_atomically(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def load_style_decoder(folder: str | Path) -> tuple[StyleDecoder, dict]:
+    """The decoder saved in ``folder`` (eval mode, CPU) and its record."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    rec_file, dec_file = folder / RECORD_FILE, folder / DECODER_FILE
+    for f in (rec_file, dec_file):
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} does not exist: run `phyjoint fit-style` first")
+    try:
+        with open(rec_file) as f:
+            record = json.load(f)
+        decoder = StyleDecoder.from_config(record["decoder"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{rec_file} is not a style decoder record: {e}") from e
+    try:
+        decoder.load_state_dict(load_file(str(dec_file)))
+    except (RuntimeError, OSError) as e:
+        raise ValueError(f"{dec_file} does not match the decoder described in {rec_file.name}: {e}") from e
+    return decoder.eval(), record
+
+
+def fit_style_decoder(
+    dataset_id: int | str | Path,
+    plans: str = "PhyJointPlans",
+    configuration: str = "2d",
+    fold: int = 0,
+    steps: int | None = None,
+    batch_size: int = 8,
+    size: int | None = None,
+    device: str | torch.device = "cpu",
+    vgg_weights: str | Path | None = "auto",
+    width: float = 0.25,
+    lr: float = 1e-3,
+    style_weight: float = 1.0,
+    case_ids: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Fit the AdaIN decoder on the training fold (or ``case_ids``) and save it; returns its folder.
+
+    Defaults depend on the device, because VGG-19 at 256x256 costs ~16 GMAC per image pass:
+    on an accelerator ``steps`` = 1000 and ``size`` (square training crops, a multiple of 8) =
+    the configuration's patch size; on the CPU ``steps`` = 200 and ``size`` <= 128.
+    """
+    cfg = locate_preprocessed(dataset_id, plans, configuration)
+    bank = ReferenceBank.from_preprocessed(cfg.dataset_folder, plans, configuration, fold, case_ids, progress)
+    vgg = VGGDescriptor(vgg_weights)
+    return fit_and_save(
+        bank, vgg, style_folder(cfg.dataset_folder, plans, configuration, fold), steps=steps, batch_size=batch_size,
+        size=size, device=device, width=width, lr=lr, style_weight=style_weight, seed=seed, progress=progress,
+    )
+
+
+def default_steps_and_size(device: str | torch.device, patch_size: tuple[int, ...] | None) -> tuple[int, int]:
+    """(steps, size) that finish in minutes: the full patch on an accelerator, a cheaper fit on the CPU."""
+    on_cpu = torch.device(device).type == "cpu"
+    size = min(patch_size[-2:]) if patch_size else 256
+    if on_cpu:
+        size = min(size, 128)
+    return (200 if on_cpu else 1000), max(DOWNSAMPLING, size // DOWNSAMPLING * DOWNSAMPLING)
+
+
+def fit_and_save(
+    bank: ReferenceBank,
+    vgg: VGGDescriptor,
+    folder: Path,
+    steps: int | None = None,
+    batch_size: int = 8,
+    size: int | None = None,
+    device: str | torch.device = "cpu",
+    width: float = 0.25,
+    lr: float = 1e-3,
+    style_weight: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Fit a fresh decoder on an already loaded bank against ``vgg`` and save it (with its record) to ``folder``.
+
+    ``steps`` / ``size`` left at None take :func:`default_steps_and_size`.
+    """
+    cfg = bank.config
+    default_steps, default_size = default_steps_and_size(device, cfg.patch_size if cfg else None)
+    steps = default_steps if steps is None else steps
+    size = default_size if size is None else size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # reproducible decoder initialisation without touching the caller's RNG
+        decoder = StyleDecoder(width=width)
+    start = time.time()
+    history = fit_decoder_on_bank(bank, vgg, decoder, steps, batch_size, size, lr, style_weight, seed, device, progress)
+    record = {
+        "format_version": RECORD_VERSION,
+        "dataset": cfg.dataset_folder.name if cfg else None,
+        "plans": cfg.plans if cfg else None,
+        "configuration": cfg.configuration if cfg else None,
+        "fold_folder": Path(folder).name,
+        "case_ids": bank.case_ids,
+        "scanners": sorted({s for s in (bank.scanner_of(c) for c in bank.case_ids) if s is not None}),
+        "vgg_weights": vgg.weights_source,
+        "vgg_fingerprint": vgg.fingerprint(),
+        "steps": steps,
+        "batch_size": batch_size,
+        "size": size,
+        "lr": lr,
+        "style_weight": style_weight,
+        "loss_normalisation": "each term divided by the mean square of its target",
+        "seed": seed,
+        "device": str(device),
+        "seconds": round(time.time() - start, 1),
+        "losses": history,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return save_style_decoder(Path(folder), decoder.cpu(), record)

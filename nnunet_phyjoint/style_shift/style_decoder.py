@@ -1,0 +1,60 @@
+"""AdaIN decoder: relu4_1 features back to a one-channel image in the [0, 1] display domain.
+
+It mirrors VGG-19 up to relu4_1 (Huang & Belongie 2017): 3x3 convolutions with reflection
+padding, ReLU, nearest-neighbour 2x upsampling where VGG pools. The output has ONE channel
+(our images are grey; a three-channel output would only be averaged). Channel widths are
+VGG's times ``width`` (at least 8), so tests and CPU runs can use a slim decoder; the
+default 0.25 keeps about 0.5 M parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from nnunet_phyjoint.style_shift.vgg_descriptor import RELU4_1_CHANNELS
+
+# (VGG width, number of 3x3 convs) per stage, deepest first, as in the AdaIN decoder
+_STAGES: tuple[tuple[int, int], ...] = ((256, 4), (128, 2), (64, 2))
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Everything needed to rebuild a decoder from its saved record."""
+
+    in_channels: int = RELU4_1_CHANNELS
+    width: float = 0.25
+    out_channels: int = 1
+
+
+def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+    return layers + [nn.ReLU()] if relu else layers
+
+
+class StyleDecoder(nn.Module):
+    """Mirror of VGG-19 up to relu4_1: (B, in_channels, h, w) -> (B, out_channels, 8h, 8w)."""
+
+    def __init__(self, in_channels: int = RELU4_1_CHANNELS, width: float = 0.25, out_channels: int = 1) -> None:
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"width must be positive, got {width}")
+        self.config = DecoderConfig(in_channels, float(width), out_channels)
+        chans = [max(8, round(c * width)) for c, _ in _STAGES]
+        layers: list[nn.Module] = _conv(in_channels, chans[0])
+        for stage, (c, (_, n_convs)) in enumerate(zip(chans, _STAGES)):
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            for _ in range(n_convs - 1):
+                layers += _conv(c, c)
+            if stage + 1 < len(chans):
+                layers += _conv(c, chans[stage + 1])
+        layers += _conv(chans[-1], out_channels, relu=False)
+        self.net = nn.Sequential(*layers)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "StyleDecoder":
+        return cls(**{k: config[k] for k in asdict(DecoderConfig()) if k in config})
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.net(feat)

@@ -1,0 +1,1 @@
+"""PhyJointTrainer and its parts, composed through nnU-Net's trainer hooks."""

@@ -1,0 +1,34 @@
+"""Early stopping on the validation Dice history.
+
+The state is derived from the logged per-epoch history, which nnU-Net stores in every
+checkpoint: resuming with ``--c`` restores it without any state of its own.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+def best_epoch(history: Sequence[float]) -> int | None:
+    """Epoch of the highest finite value (earliest on ties), or None when there is none."""
+    best, best_value = None, -math.inf
+    for epoch, value in enumerate(history):
+        if value is not None and math.isfinite(value) and value > best_value:
+            best, best_value = epoch, value
+    return best
+
+
+def is_new_best(history: Sequence[float]) -> bool:
+    """Whether the last entry is a strict improvement over every earlier one."""
+    return len(history) > 0 and best_epoch(history) == len(history) - 1
+
+
+def should_stop(history: Sequence[float], patience: int) -> bool:
+    """True once ``patience`` epochs have passed without improving on the best one."""
+    if patience <= 0:
+        return False
+    b = best_epoch(history)
+    last = len(history) - 1
+    if b is None:
+        return last + 1 >= patience
+    return last - b >= patience

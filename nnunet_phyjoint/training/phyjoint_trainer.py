@@ -1,0 +1,352 @@
+"""PhyJointTrainer: nnU-Net's trainer plus a diagnosis head, composed through nnU-Net's hooks.
+
+What changes relative to ``nnUNetTrainer`` (everything else is nnU-Net's own loop):
+
+- every batch gets class targets looked up from the case metadata in dataset.json;
+- the loss is Eq. (6): α·DiceFocal(mask, deep supervision) + (1-α)·weighted CE(class), class
+  weights from the training fold's frequencies;
+- latent feature augmentation (noise + intra-class mixing) for the fold's minority classes,
+  applied to the features that the classification head sees, in training only;
+- AdamW, lr 1e-4, weight decay 1e-2; at most 200 epochs; one epoch = one pass over the
+  training fold; early stopping (patience 10) on the validation Dice of a full, ordered pass over
+  the validation fold, which also selects ``checkpoint_best``;
+- validation logs accuracy, macro F1 and macro AUC of the diagnosis each epoch (progress.png);
+- ultrasound-aware spatial augmentation: rotation ±30° and left-right mirroring only (depth
+  runs top to bottom in an ultrasound image; shadowing and enhancement point downwards);
+- ``perform_actual_validation`` also writes ``validation/classification.csv``.
+
+Hyperparameters are class attributes so that variants are one-line subclasses; α can also be
+set with the environment variable ``PHYJOINT_ALPHA``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from functools import partial
+from typing import List
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast
+
+from nnunet_phyjoint.metadata import CLASS_NAMES, load_case_metadata
+from nnunet_phyjoint.training.classification_metrics import diagnosis_metrics
+from nnunet_phyjoint.training.early_stopping import is_new_best, should_stop
+from nnunet_phyjoint.training.progress_logger import PhyJointLocalLogger
+
+
+class _EarlyStop(Exception):
+    """Raised from on_epoch_end to leave nnU-Net's epoch loop."""
+
+
+class PhyJointTrainer(nnUNetTrainer):
+    loss_alpha: float = 0.5
+    max_epochs: int = 200
+    early_stopping_patience: int = 10
+    learning_rate: float = 1e-4
+    adamw_weight_decay: float = 1e-2
+    use_latent_augmentation: bool = True
+    optimizer_name: str = "adamw"
+    rotation_degrees: float = 30.0
+    checkpoint_every: int = 1
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = self.learning_rate
+        self.weight_decay = self.adamw_weight_decay
+        self.num_epochs = self.max_epochs
+        self.save_every = self.checkpoint_every
+        self.alpha = float(os.environ.get("PHYJOINT_ALPHA", self.loss_alpha))
+        self.case_metadata = load_case_metadata(dataset_json)
+        self.logger.local_logger = PhyJointLocalLogger()
+        self.latent_augmentation = None
+        self.class_weights = None
+
+    # ------------------------------------------------------------------ network
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+                                   enable_deep_supervision: bool = True) -> torch.nn.Module:
+        from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+        name = configuration_manager.network_arch_class_name
+        if not name.startswith("nnunet_phyjoint."):
+            raise RuntimeError(
+                f"PhyJointTrainer needs PhyJoint plans (network {name!r} found). Run `phyjoint plan -d ID` and "
+                "train with -p PhyJointPlans.")
+        return get_network_from_plans(name, configuration_manager.network_arch_init_kwargs,
+                                      configuration_manager.network_arch_init_kwargs_req_import,
+                                      num_input_channels, num_output_channels, allow_init=True,
+                                      deep_supervision=enable_deep_supervision)
+
+    def _bare_network(self) -> torch.nn.Module:
+        from torch._dynamo import OptimizedModule
+
+        net = self.network.module if self.is_ddp else self.network
+        return net._orig_mod if isinstance(net, OptimizedModule) else net
+
+    def _get_deep_supervision_scales(self):
+        if not self.enable_deep_supervision:
+            return None
+        return [[1.0 / s] * 2 for s in self._bare_network().output_strides]
+
+    # ------------------------------------------------------------------ labels, loss, optimizer
+    def class_targets(self, keys) -> torch.Tensor:
+        """Class index of every case in a batch, from dataset.json's metadata."""
+        try:
+            return torch.tensor([self.case_metadata[k].class_index for k in keys], dtype=torch.long)
+        except KeyError as e:
+            raise KeyError(f"case {e} has no entry in dataset.json's phyjoint metadata") from None
+
+    def _training_labels(self) -> list[int]:
+        tr_keys, _ = self.do_split()
+        return [self.case_metadata[k].class_index for k in tr_keys]
+
+    def _build_loss(self):
+        from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+
+        from nnunet_phyjoint.latent_augmentation import LatentFeatureAugmentation, minority_classes_from_counts
+        from nnunet_phyjoint.losses import DiceFocalLoss, JointLoss, balanced_class_weights
+
+        labels = self._training_labels()
+        counts = np.bincount(labels, minlength=len(CLASS_NAMES))
+        self.class_weights = balanced_class_weights(labels, len(CLASS_NAMES))
+        self.print_to_log_file(f"training fold class counts {dict(zip(CLASS_NAMES, counts.tolist()))}, "
+                               f"class weights {np.round(self.class_weights.numpy(), 3).tolist()}, alpha {self.alpha}")
+        if self.use_latent_augmentation:
+            minority = minority_classes_from_counts(counts.tolist())
+            self.latent_augmentation = LatentFeatureAugmentation(minority).to(self.device)
+            self.print_to_log_file(f"latent feature augmentation for minority classes "
+                                   f"{[CLASS_NAMES[c] for c in minority]}")
+
+        seg_loss = DiceFocalLoss(batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp)
+        if self.enable_deep_supervision:
+            n = len(self._get_deep_supervision_scales())
+            weights = np.array([1 / (2 ** i) for i in range(n)])
+            # as nnU-Net: the coarsest output gets no weight (a tiny one under DDP without compile)
+            weights[-1] = 1e-6 if (self.is_ddp and not self._do_i_compile()) else 0
+            seg_loss = DeepSupervisionWrapper(seg_loss, weights / weights.sum())
+        return JointLoss(seg_loss, self.class_weights, self.alpha).to(self.device)
+
+    def configure_optimizers(self):
+        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+        optimizer = self._make_optimizer(self.network.parameters())
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+
+    def _make_optimizer(self, params):
+        if self.optimizer_name == "adamw":
+            return torch.optim.AdamW(params, lr=self.initial_lr, weight_decay=self.weight_decay)
+        from nnunet_phyjoint.optim import build_optimizer
+
+        return build_optimizer(params, self.optimizer_name, lr=self.initial_lr, weight_decay=self.weight_decay)
+
+    # ------------------------------------------------------------------ data
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
+
+        patch_size = self.configuration_manager.patch_size
+        if len(patch_size) != 2:
+            return super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        r = math.radians(self.rotation_degrees)
+        rotation = (-r, r)
+        mirror_axes = (1,)  # left-right only: depth (axis 0) has a direction in ultrasound
+        initial_patch_size = get_patch_size(patch_size, rotation, rotation, rotation, (0.85, 1.25))
+        self.inference_allowed_mirroring_axes = mirror_axes
+        return rotation, False, initial_patch_size, mirror_axes
+
+    def get_dataloaders(self):
+        from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+
+        from nnunet_phyjoint.training.sequential_loader import SequentialDataLoader
+
+        mt_train, mt_val = super().get_dataloaders()
+        if hasattr(mt_val, "_finish"):
+            mt_val._finish()
+        dataset_tr, dataset_val = self.get_tr_and_val_datasets()
+        if self.is_ddp:
+            import torch.distributed as dist
+
+            keys = sorted(dataset_val.identifiers)[dist.get_rank()::dist.get_world_size()]
+            dataset_val = self.dataset_class(self.preprocessed_dataset_folder, keys)
+        val_transforms = self.get_validation_transforms(
+            self._get_deep_supervision_scales(), is_cascaded=self.is_cascaded,
+            foreground_labels=self.label_manager.foreground_labels,
+            regions=self.label_manager.foreground_regions if self.label_manager.has_regions else None,
+            ignore_label=self.label_manager.ignore_label)
+        dl_val = SequentialDataLoader(dataset_val, self.batch_size, self.configuration_manager.patch_size,
+                                      self.configuration_manager.patch_size, self.label_manager,
+                                      oversample_foreground_percent=0.0, transforms=val_transforms)
+        world = torch.distributed.get_world_size() if self.is_ddp else 1
+        # one epoch = one pass over the training fold (nnU-Net samples with replacement)
+        self.num_iterations_per_epoch = max(1, math.ceil(len(dataset_tr.identifiers) / (self.batch_size * world)))
+        self.num_val_iterations_per_epoch = dl_val.batches_per_pass()
+        self.print_to_log_file(f"{self.num_iterations_per_epoch} training and {self.num_val_iterations_per_epoch} "
+                               f"validation iterations per epoch (batch size {self.batch_size})")
+        return mt_train, SingleThreadedAugmenter(dl_val, None)
+
+    # ------------------------------------------------------------------ steps
+    def _to_device(self, batch: dict):
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+            else target.to(self.device, non_blocking=True)
+        return data, target, self.class_targets(batch["keys"]).to(self.device, non_blocking=True)
+
+    def augment_input(self, data: torch.Tensor, keys: list[str]) -> torch.Tensor:
+        """Hook for input-level augmentation on the training device (identity here)."""
+        return data
+
+    def train_step(self, batch: dict) -> dict:
+        data, target, cls_target = self._to_device(batch)
+        data = self.augment_input(data, list(batch["keys"]))
+        latent = partial(self.latent_augmentation, labels=cls_target) if self.latent_augmentation is not None else None
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            seg, cls_logits = self.network(data, return_class_logits=True, latent_augment=latent)
+            loss, seg_loss, cls_loss = self.loss(seg, target, cls_logits, cls_target)
+
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        return {"loss": loss.detach().cpu().numpy(), "seg_loss": seg_loss.cpu().numpy(),
+                "cls_loss": cls_loss.cpu().numpy()}
+
+    def on_train_epoch_end(self, train_outputs: List[dict]):
+        super().on_train_epoch_end(train_outputs)
+        for key, name in (("seg_loss", "train_seg_losses"), ("cls_loss", "train_cls_losses")):
+            values = self._gather([o[key] for o in train_outputs])
+            self.logger.log(name, float(np.mean(values)), self.current_epoch)
+
+    def on_validation_epoch_start(self):
+        super().on_validation_epoch_start()
+        self.dataloader_val.data_loader.restart()
+
+    def validation_step(self, batch: dict) -> dict:
+        from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
+
+        data, target, cls_target = self._to_device(batch)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            seg, cls_logits = self.network(data, return_class_logits=True)
+            loss, _, _ = self.loss(seg, target, cls_logits, cls_target)
+        if self.enable_deep_supervision:
+            seg, target = seg[0], target[0]
+        onehot = torch.zeros(seg.shape, device=seg.device, dtype=torch.float32)
+        onehot.scatter_(1, seg.argmax(1)[:, None], 1)
+        tp, fp, fn, _ = get_tp_fp_fn_tn(onehot, target, axes=list(range(2, seg.ndim)))
+        return {
+            "loss": float(loss.detach().cpu()),
+            "keys": list(batch["keys"]),
+            "tp": tp[:, 1:].detach().cpu().numpy(), "fp": fp[:, 1:].detach().cpu().numpy(),
+            "fn": fn[:, 1:].detach().cpu().numpy(),
+            "probs": torch.softmax(cls_logits.float(), 1).detach().cpu().numpy(),
+            "labels": cls_target.cpu().numpy(),
+        }
+
+    def _gather(self, values: list) -> list:
+        if not self.is_ddp:
+            return values
+        import torch.distributed as dist
+
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, values)
+        return [v for part in gathered for v in part]
+
+    def on_validation_epoch_end(self, val_outputs: List[dict]):
+        per_case, losses = {}, []
+        for out in self._gather(val_outputs):
+            losses.append(out["loss"])
+            for i, key in enumerate(out["keys"]):
+                # the last batch of a pass wraps around: count every case once
+                per_case.setdefault(key, (out["tp"][i], out["fp"][i], out["fn"][i], out["probs"][i],
+                                          out["labels"][i]))
+        tp, fp, fn = (np.sum([v[j] for v in per_case.values()], 0) for j in range(3))
+        dice = [float(2 * a / (2 * a + b + c)) if (2 * a + b + c) > 0 else float("nan") for a, b, c in zip(tp, fp, fn)]
+        self.logger.log("mean_fg_dice", float(np.nanmean(dice)) if not all(map(math.isnan, dice)) else 0.0,
+                        self.current_epoch)
+        self.logger.log("dice_per_class_or_region", dice, self.current_epoch)
+        self.logger.log("val_losses", float(np.mean(losses)), self.current_epoch)
+        metrics = diagnosis_metrics(np.array([v[4] for v in per_case.values()]),
+                                    np.stack([v[3] for v in per_case.values()]))
+        self.logger.log("val_class_accuracy", metrics["accuracy"], self.current_epoch)
+        self.logger.log("val_class_macro_f1", metrics["macro_f1"], self.current_epoch)
+        self.logger.log("val_class_macro_auc", metrics["macro_auc"], self.current_epoch)
+        self.print_to_log_file(f"val ({len(per_case)} cases): Dice {np.round(dice, 4).tolist()}, diagnosis accuracy "
+                               f"{metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
+                               f"macro AUC {metrics['macro_auc']:.4f}")
+
+    # ------------------------------------------------------------------ epochs, checkpoints
+    def on_epoch_end(self):
+        history = self.logger.get_value("mean_fg_dice", step=None)
+        if self.local_rank == 0 and is_new_best(history):
+            self._best_ema = history[-1]
+            self.print_to_log_file(f"New best validation Dice: {np.round(history[-1], 4)}")
+            self.save_checkpoint(os.path.join(self.output_folder, "checkpoint_best.pth"))
+        # nnU-Net would pick checkpoint_best on its EMA pseudo Dice; we have picked ours above
+        best = self._best_ema
+        self._best_ema = math.inf
+        try:
+            super().on_epoch_end()
+        finally:
+            self._best_ema = best
+        if should_stop(history, self.early_stopping_patience) and self.current_epoch < self.num_epochs:
+            self.print_to_log_file(f"Early stopping: no better validation Dice for {self.early_stopping_patience} "
+                                   f"epochs (best {np.round(max(history), 4)}).")
+            raise _EarlyStop
+
+    def run_training(self):
+        try:
+            super().run_training()
+        except _EarlyStop:
+            self.on_train_end()
+
+    def save_checkpoint(self, filename: str) -> None:
+        # written beside the target and renamed, so that an interrupted run never leaves half a checkpoint
+        tmp = f"{filename}.partial"
+        super().save_checkpoint(tmp)
+        if os.path.isfile(tmp):
+            os.replace(tmp, filename)
+
+    # ------------------------------------------------------------------ final validation
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        super().perform_actual_validation(save_probabilities)
+        if self.local_rank == 0:
+            self._write_validation_classification()
+
+    def _write_validation_classification(self) -> None:
+        from nnunet_phyjoint.evaluation.io import write_classification_csv
+        from nnunet_phyjoint.inference.predictor import PhyJointPredictor
+
+        self.set_deep_supervision_enabled(False)
+        self.network.eval()
+        predictor = PhyJointPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                                      perform_everything_on_device=True, device=self.device, verbose=False,
+                                      verbose_preprocessing=False, allow_tqdm=False)
+        predictor.manual_initialization(self.network, self.plans_manager, self.configuration_manager, None,
+                                        self.dataset_json, self.__class__.__name__,
+                                        self.inference_allowed_mirroring_axes)
+        _, val_keys = self.do_split()
+        dataset_val = self.dataset_class(self.preprocessed_dataset_folder, val_keys)
+        rows = {}
+        for key in dataset_val.identifiers:
+            data = torch.from_numpy(np.asarray(dataset_val.load_case(key)[0][:]))
+            predictor.predict_sliding_window_return_logits(data)
+            rows[key] = predictor.last_class_probabilities
+        folder = os.path.join(self.output_folder, "validation")
+        write_classification_csv(os.path.join(folder, "classification.csv"), rows)
+        labels = np.array([self.case_metadata[k].class_index for k in rows])
+        metrics = diagnosis_metrics(labels, np.stack(list(rows.values())))
+        self.print_to_log_file(f"Validation diagnosis ({len(rows)} cases): accuracy {metrics['accuracy']:.4f}, "
+                               f"macro F1 {metrics['macro_f1']:.4f}, macro AUC {metrics['macro_auc']:.4f}",
+                               also_print_to_console=True)
+        self.set_deep_supervision_enabled(True)
