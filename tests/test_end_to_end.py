@@ -58,6 +58,7 @@ def pipeline(tmp_path_factory):
     env["nnUNet_n_proc_DA"] = "0"
     env["nnUNet_compile"] = "f"
     env["OMP_NUM_THREADS"] = "1"
+    env["nnUNet_def_n_proc"] = "1"
 
     run(["phyjoint", "simulate", str(root / "src"), "--n", "32", "--scanners", "2", "--size", "64", "64",
          "--seed", "3"], env=env)

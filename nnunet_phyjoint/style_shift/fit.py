@@ -3,7 +3,8 @@
 Losses (Huang & Belongie 2017): the decoder output g = D(t), t = AdaIN(f(c), f(s)) at relu4_1,
 is re-encoded by the frozen VGG; content loss ||f(g) - t||^2 at relu4_1, style loss the sum
 over relu1_1..relu4_1 of ||mu(f(g)) - mu(f(s))||^2 + ||sigma(f(g)) - sigma(f(s))||^2, each
-term relative to the mean square of its target (see :func:`adain_losses`).
+term relative to the mean square of its target, plus an identity term (the decoder inverts
+the encoder on unstyled features) that keeps the anatomy (see :func:`adain_losses`).
 Content/style pairs are random training cases, the style from another scanner when there is one.
 
 Saved to ``$nnUNet_preprocessed/DatasetXXX/phyjoint_style/<plans>__<configuration>__fold<F>/``
@@ -19,7 +20,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,14 +41,28 @@ def style_folder(dataset: int | str | Path, plans: str = "PhyJointPlans", config
     return resolve_dataset_folder(dataset) / STYLE_DIRNAME / f"{plans}__{configuration}__fold{fold}"
 
 
+class StyleLosses(NamedTuple):
+    """The three fitting losses, each relative to the mean square (or variance) of its target."""
+
+    content: torch.Tensor
+    style: torch.Tensor
+    identity: torch.Tensor
+
+    def total(self, style_weight: float = 1.0, identity_weight: float = 1.0) -> torch.Tensor:
+        return self.content + style_weight * self.style + identity_weight * self.identity
+
+
 def adain_losses(
     vgg: VGGDescriptor, decoder: StyleDecoder, content_u: torch.Tensor, style_u: torch.Tensor, alpha: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(content loss, style loss) of decoding AdaIN(content, style) for [0, 1] images (B, 1, H, W).
+) -> StyleLosses:
+    """Content, style and identity losses of decoding AdaIN(content, style) for [0, 1] images (B, 1, H, W).
 
-    Each term is divided by the mean square of its target, so the balance between them does
-    not depend on the scale of the VGG activations (ImageNet weights give activations two
-    orders of magnitude larger than random ones; AdaIN's fixed weight of 10 assumed the former).
+    Content and style are AdaIN's; each is divided by the mean square of its target so that
+    their balance does not depend on the scale of the VGG activations (ImageNet weights give
+    activations two orders of magnitude larger than random ones). The identity term,
+    ||D(f(c)) - c||^2 / var(c), asks the decoder to invert the encoder on unstyled features:
+    it anchors the output to the anatomy, which VGG features alone do not pin down well when
+    the weights are random.
     """
     with torch.no_grad():
         content_feat = vgg.forward_unit(content_u)[-1]
@@ -61,7 +76,8 @@ def adain_losses(
         ms, ss = channel_mean_std(fs)
         scale = (ms.pow(2).mean() + ss.pow(2).mean()).clamp_min(1e-12)
         style_loss = style_loss + (F.mse_loss(mo, ms) + F.mse_loss(so, ss)) / scale
-    return content_loss, style_loss
+    identity_loss = F.mse_loss(decoder(content_feat), content_u) / content_u.var().clamp_min(1e-12)
+    return StyleLosses(content_loss, style_loss, identity_loss)
 
 
 def _training_pairs(bank: ReferenceBank, batch_size: int, size: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +103,13 @@ def fit_decoder_on_bank(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    calibrate: bool = True,
+    identity_weight: float = 1.0,
 ) -> dict[str, list[float]]:
-    """Train ``decoder`` in place; returns the loss history (one entry per logged step)."""
+    """Train ``decoder`` in place; returns the loss history (one entry per logged step).
+
+    ``calibrate`` first sets the decoder's input scale from a batch of content features.
+    """
     from tqdm import tqdm
 
     if size % DOWNSAMPLING:
@@ -98,22 +119,26 @@ def fit_decoder_on_bank(
     decoder.to(device).train()
     opt = torch.optim.Adam(decoder.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    if calibrate:
+        with torch.no_grad():
+            decoder.calibrate(vgg.forward_unit(_training_pairs(bank, batch_size, size, gen, device)[0])[-1])
     log_every = max(1, steps // 100)
-    history: dict[str, list[float]] = {"step": [], "content": [], "style": [], "total": []}
+    history: dict[str, list[float]] = {"step": [], "content": [], "style": [], "identity": [], "total": []}
     bar = tqdm(range(1, steps + 1), desc="fitting style decoder", disable=not progress)
     for step in bar:
         content_u, style_u = _training_pairs(bank, batch_size, size, gen, device)
-        lc, ls = adain_losses(vgg, decoder, content_u, style_u)
-        loss = lc + style_weight * ls
+        losses = adain_losses(vgg, decoder, content_u, style_u)
+        loss = losses.total(style_weight, identity_weight)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"style decoder loss is {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % log_every == 0 or step == 1 or step == steps:
-            for k, v in (("step", step), ("content", lc.item()), ("style", ls.item()), ("total", loss.item())):
+            values = {"step": step, **{k: v.item() for k, v in losses._asdict().items()}, "total": loss.item()}
+            for k, v in values.items():
                 history[k].append(float(v))
-            bar.set_postfix(content=f"{lc.item():.3g}", style=f"{ls.item():.3g}")
+            bar.set_postfix(content=f"{values['content']:.3g}", style=f"{values['style']:.3g}", identity=f"{values['identity']:.3g}")
     decoder.eval()
     return history
 
@@ -183,6 +208,7 @@ def fit_style_decoder(
     width: float = 0.25,
     lr: float = 1e-3,
     style_weight: float = 1.0,
+    identity_weight: float = 1.0,
     case_ids: Sequence[str] | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -198,7 +224,8 @@ def fit_style_decoder(
     vgg = VGGDescriptor(vgg_weights)
     return fit_and_save(
         bank, vgg, style_folder(cfg.dataset_folder, plans, configuration, fold), steps=steps, batch_size=batch_size,
-        size=size, device=device, width=width, lr=lr, style_weight=style_weight, seed=seed, progress=progress,
+        size=size, device=device, width=width, lr=lr, style_weight=style_weight, identity_weight=identity_weight,
+        seed=seed, progress=progress,
     )
 
 
@@ -222,6 +249,7 @@ def fit_and_save(
     width: float = 0.25,
     lr: float = 1e-3,
     style_weight: float = 1.0,
+    identity_weight: float = 1.0,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
@@ -237,7 +265,8 @@ def fit_and_save(
         torch.manual_seed(seed)  # reproducible decoder initialisation without touching the caller's RNG
         decoder = StyleDecoder(width=width)
     start = time.time()
-    history = fit_decoder_on_bank(bank, vgg, decoder, steps, batch_size, size, lr, style_weight, seed, device, progress)
+    history = fit_decoder_on_bank(bank, vgg, decoder, steps, batch_size, size, lr, style_weight, seed, device, progress,
+                                  identity_weight=identity_weight)
     record = {
         "format_version": RECORD_VERSION,
         "dataset": cfg.dataset_folder.name if cfg else None,
@@ -253,6 +282,7 @@ def fit_and_save(
         "size": size,
         "lr": lr,
         "style_weight": style_weight,
+        "identity_weight": identity_weight,
         "loss_normalisation": "each term divided by the mean square of its target",
         "seed": seed,
         "device": str(device),

@@ -5,6 +5,12 @@ padding, ReLU, nearest-neighbour 2x upsampling where VGG pools. The output has O
 (our images are grey; a three-channel output would only be averaged). Channel widths are
 VGG's times ``width`` (at least 8), so tests and CPU runs can use a slim decoder; the
 default 0.25 keeps about 0.5 M parameters.
+
+The features are multiplied by a stored ``input_scale`` (set by :meth:`StyleDecoder.calibrate`
+before fitting) so that they reach the decoder with unit RMS: relu4_1 activations of random
+VGG weights are ~100x smaller than ImageNet ones, and an uncalibrated decoder would spend
+its whole fit learning that gain. Convolutions start with He initialisation and the output
+bias at 0.5, the middle of the display range.
 """
 from __future__ import annotations
 
@@ -51,10 +57,25 @@ class StyleDecoder(nn.Module):
                 layers += _conv(c, chans[stage + 1])
         layers += _conv(chans[-1], out_channels, relu=False)
         self.net = nn.Sequential(*layers)
+        self.register_buffer("input_scale", torch.ones(1))
+        convs = [m for m in self.net if isinstance(m, nn.Conv2d)]
+        for conv in convs[:-1]:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        nn.init.constant_(convs[-1].bias, 0.5)
+
+    @torch.no_grad()
+    def calibrate(self, feat: torch.Tensor) -> float:
+        """Set ``input_scale`` so that ``feat`` (typical relu4_1 features) has unit RMS; returns it."""
+        rms = float(feat.float().pow(2).mean().sqrt())
+        if not rms > 0:
+            raise ValueError("cannot calibrate the style decoder on all-zero features")
+        self.input_scale.fill_(1.0 / rms)
+        return 1.0 / rms
 
     @classmethod
     def from_config(cls, config: dict) -> "StyleDecoder":
         return cls(**{k: config[k] for k in asdict(DecoderConfig()) if k in config})
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.net(feat)
+        return self.net(feat * self.input_scale)

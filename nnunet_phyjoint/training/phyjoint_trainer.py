@@ -7,7 +7,8 @@ What changes relative to ``nnUNetTrainer`` (everything else is nnU-Net's own loo
   weights from the training fold's frequencies;
 - latent feature augmentation (noise + intra-class mixing) for the fold's minority classes,
   applied to the features that the classification head sees, in training only;
-- AdamW, lr 1e-4, weight decay 1e-2; at most 200 epochs; one epoch = one pass over the
+- bitsandbytes' AdamW8bit (torch's AdamW in ``PhyJointTrainer_AdamW``), lr 1e-4, weight decay 1e-2,
+  nnU-Net's polynomial learning-rate decay; at most 200 epochs; one epoch = one pass over the
   training fold; early stopping (patience 10) on the validation Dice of a full, ordered pass over
   the validation fold, which also selects ``checkpoint_best``;
 - validation logs accuracy, macro F1 and macro AUC of the diagnosis each epoch (progress.png);
@@ -48,7 +49,7 @@ class PhyJointTrainer(nnUNetTrainer):
     learning_rate: float = 1e-4
     adamw_weight_decay: float = 1e-2
     use_latent_augmentation: bool = True
-    optimizer_name: str = "adamw"
+    optimizer_name: str = "adamw8bit"
     rotation_degrees: float = 30.0
     checkpoint_every: int = 1
 
@@ -133,15 +134,12 @@ class PhyJointTrainer(nnUNetTrainer):
     def configure_optimizers(self):
         from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
-        optimizer = self._make_optimizer(self.network.parameters())
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
-
-    def _make_optimizer(self, params):
-        if self.optimizer_name == "adamw":
-            return torch.optim.AdamW(params, lr=self.initial_lr, weight_decay=self.weight_decay)
         from nnunet_phyjoint.optim import build_optimizer
 
-        return build_optimizer(params, self.optimizer_name, lr=self.initial_lr, weight_decay=self.weight_decay)
+        optimizer = build_optimizer(self.network.parameters(), self.optimizer_name, lr=self.initial_lr,
+                                    weight_decay=self.weight_decay)
+        self.print_to_log_file(f"optimizer: {type(optimizer).__module__}.{type(optimizer).__name__}")
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     # ------------------------------------------------------------------ data
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
