@@ -43,11 +43,11 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(full, check=True)
 
 
-def _step(cfg: DemoConfig, name: str, fn, *args, **kwargs):
-    print(f"\n=== {name} ===", flush=True)
+def _step(cfg: DemoConfig, title: str, fn, *args, **kwargs):
+    print(f"\n=== {title} ===", flush=True)
     t = time.perf_counter()
     out = fn(*args, **kwargs)
-    cfg.timings[name] = time.perf_counter() - t
+    cfg.timings[title] = time.perf_counter() - t
     return out
 
 

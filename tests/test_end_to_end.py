@@ -59,6 +59,7 @@ def pipeline(tmp_path_factory):
     env["nnUNet_compile"] = "f"
     env["OMP_NUM_THREADS"] = "1"
     env["nnUNet_def_n_proc"] = "1"
+    env["PHYJOINT_STYLE_FIT_STEPS"] = "5"
 
     run(["phyjoint", "simulate", str(root / "src"), "--n", "32", "--scanners", "2", "--size", "64", "64",
          "--seed", "3"], env=env)
@@ -99,6 +100,10 @@ def test_training_outputs_and_resume(pipeline):
         assert len(log["val_class_accuracy"]) == 3 and len(log["mean_fg_dice"]) == 3
         assert all(0.0 <= a <= 1.0 for a in log["val_class_accuracy"])
         assert (fd / "checkpoint_best.pth").is_file() and (fd / "progress.png").is_file()
+        logs = "".join(p.read_text() for p in fd.glob("training_log_*.txt"))
+        assert "physics style shift: p=0.3" in logs and "AdamW8bit" in logs
+        style = pipeline["root"] / "nnUNet_preprocessed" / "Dataset990_E2E" / "phyjoint_style"
+        assert (style / f"PhyJointPlans__2d__fold{fold}" / "record.json").is_file()
         assert (fd / "validation" / "summary.json").is_file()
         rows = read_csv(fd / "validation" / "classification.csv")
         splits = json.loads((pipeline["root"] / "nnUNet_preprocessed" / "Dataset990_E2E" / "splits_final.json").read_text())
@@ -154,3 +159,29 @@ def test_predict_ensemble_and_find_best(pipeline):
     ds_results = root / "nnUNet_results" / "Dataset990_E2E"
     assert (ds_results / "inference_instructions.txt").is_file()
     assert (pipeline["results"] / "crossval_results_folds_0_1_2_3" / "summary.json").is_file()
+
+
+def test_quantized_training_export_and_predict(pipeline):
+    """INT4 quantization-aware training -> phyjoint export -> phyjoint predict -m reproduces the QAT model."""
+    root, env = pipeline["root"], pipeline["env"]
+    trainer = "PhyJointTrainer_INT4_1ep"
+    run(["nnUNetv2_train", DS, "2d", "0", "-tr", trainer, "-p", "PhyJointPlans", "-device", "cpu"], env=env)
+    model = root / "nnUNet_results" / "Dataset990_E2E" / f"{trainer}__PhyJointPlans__2d"
+    out = run(["phyjoint", "export", str(model), "--bits", "4", "-o", str(root / "int4"), "-f", "0"], env=env)
+    assert "%" in out.stdout
+    images = root / "nnUNet_raw" / "Dataset990_E2E" / "imagesTr"
+    subset = root / "q_images"
+    subset.mkdir()
+    for f in sorted(images.iterdir())[:3]:
+        (subset / f.name).write_bytes(f.read_bytes())
+    flags = ["-device", "cpu", "-npp", "1", "-nps", "1", "-f", "0"]
+    run(["phyjoint", "predict", "-i", str(subset), "-o", str(root / "q_qat"), "-d", DS, "-c", "2d", "-tr", trainer,
+         "-p", "PhyJointPlans", *flags], env=env)
+    run(["phyjoint", "predict", "-i", str(subset), "-o", str(root / "q_packed"), "-m", str(root / "int4"), *flags],
+        env=env)
+    qat, packed = read_csv(root / "q_qat" / "classification.csv"), read_csv(root / "q_packed" / "classification.csv")
+    assert sorted(qat) == sorted(packed) and len(qat) == 3
+    for case in qat:
+        np.testing.assert_allclose(probs(packed[case]), probs(qat[case]), atol=1e-5)
+        np.testing.assert_array_equal(np.array(Image.open(root / "q_packed" / f"{case}.png")),
+                                      np.array(Image.open(root / "q_qat" / f"{case}.png")))

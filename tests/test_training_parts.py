@@ -9,7 +9,6 @@ import torch
 
 from nnunet_phyjoint.losses import DiceFocalLoss, FocalLoss, JointLoss, balanced_class_weights
 from nnunet_phyjoint.planning import make_phyjoint_configuration, whole_image_spacing
-from nnunet_phyjoint.training.classification_metrics import diagnosis_metrics
 from nnunet_phyjoint.training.early_stopping import best_epoch, is_new_best, should_stop
 
 
@@ -83,14 +82,3 @@ def test_whole_image_spacing_fits_the_largest_image():
     assert summary["largest_image_long_side_px"] == 256
     with pytest.raises(ValueError):
         make_phyjoint_configuration({}, fp, 250, 16, {})
-
-
-def test_diagnosis_metrics():
-    y = np.array([0, 1, 2, 1])
-    p = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.5, 0.4, 0.1]])
-    m = diagnosis_metrics(y, p)
-    assert m["accuracy"] == pytest.approx(0.75)
-    # F1: class0 P=1/2 R=1 -> 2/3; class1 P=1 R=1/2 -> 2/3; class2 -> 1
-    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
-    assert 0 <= m["macro_auc"] <= 1
-    assert math.isnan(diagnosis_metrics(np.array([1, 1]), p[:2])["macro_auc"])

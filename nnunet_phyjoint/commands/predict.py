@@ -2,7 +2,8 @@
 
 Writes the masks exactly as ``nnUNetv2_predict`` does and ``classification.csv`` beside them
 (case_id, predicted_class, prob_normal, prob_benign, prob_malignant), averaged over mirrors,
-tiles and folds.
+tiles and folds. With ``-m MODEL_FOLDER`` instead of ``-d/-tr/-p/-c`` it takes the arguments of
+``nnUNetv2_predict_from_modelfolder``; MODEL_FOLDER may be a folder written by ``phyjoint export``.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ def run_nnunet_predict(argv: list[str]) -> None:
     original_cls, original_argv = pfr.nnUNetPredictor, sys.argv
     pfr.nnUNetPredictor = PhyJointPredictor
     sys.argv = ["phyjoint predict", *argv]
+    entry = pfr.predict_entry_point_modelfolder if "-m" in argv else pfr.predict_entry_point
     try:
-        pfr.predict_entry_point()
+        entry()
     finally:
         pfr.nnUNetPredictor, sys.argv = original_cls, original_argv
 

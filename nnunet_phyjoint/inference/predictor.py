@@ -8,8 +8,10 @@ folder (a CSV, because ``nnUNetv2_ensemble`` takes every ``*.npz`` of a folder).
 """
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,6 +48,36 @@ class PhyJointPredictor(nnUNetPredictor):
         self._window_sink: list[torch.Tensor] = []
         self._per_network: list[np.ndarray] = []
         self._current_output: str | None = None
+
+    def initialize_from_trained_model_folder(self, model_training_output_dir: str, use_folds,
+                                             checkpoint_name: str = "checkpoint_final.pth"):
+        """As nnU-Net's, and also for folders written by ``phyjoint export`` (packed INT8/INT4 weights).
+
+        An exported folder is recognised by ``fold_X/export.json``; it is read from JSON and
+        safetensors only, never unpickled.
+        """
+        from nnunet_phyjoint.quantization.export import INFO_FILE
+
+        folder = Path(model_training_output_dir)
+        if not any(folder.glob(f"fold_*/{INFO_FILE}")):
+            return super().initialize_from_trained_model_folder(model_training_output_dir, use_folds,
+                                                                checkpoint_name)
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+        from nnunet_phyjoint.quantization.export import load_exported_network
+
+        if use_folds is None:
+            use_folds = sorted(p.parent.name[len("fold_"):] for p in folder.glob(f"fold_*/{INFO_FILE}"))
+        if isinstance(use_folds, (str, int)):
+            use_folds = [use_folds]
+        networks = [load_exported_network(folder, f) for f in use_folds]
+        network, info = networks[0]
+        plans_manager = PlansManager(json.loads((folder / "plans.json").read_text()))
+        self.manual_initialization(
+            network, plans_manager, plans_manager.get_configuration(info["configuration"]),
+            [n.state_dict() for n, _ in networks], json.loads((folder / "dataset.json").read_text()),
+            info["trainer_name"], tuple(info["inference_allowed_mirroring_axes"] or ()) or None)
+        print(f"exported {info['bits']}-bit model, folds {list(use_folds)}: {folder}")
 
     def _internal_maybe_mirror_and_predict(self, x: torch.Tensor) -> torch.Tensor:
         network = self.network

@@ -3,6 +3,8 @@
 What changes relative to ``nnUNetTrainer`` (everything else is nnU-Net's own loop):
 
 - every batch gets class targets looked up from the case metadata in dataset.json;
+- the physics style shift (AdaIN on frozen VGG-19 features towards an image of another scanner,
+  decoded back to an image) on the training device, inside the training step, with p=0.3;
 - the loss is Eq. (6): α·DiceFocal(mask, deep supervision) + (1-α)·weighted CE(class), class
   weights from the training fold's frequencies;
 - latent feature augmentation (noise + intra-class mixing) for the fold's minority classes,
@@ -32,10 +34,15 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
+from nnunet_phyjoint.evaluation.classification_metrics import scalar_metrics
 from nnunet_phyjoint.metadata import CLASS_NAMES, load_case_metadata
-from nnunet_phyjoint.training.classification_metrics import diagnosis_metrics
 from nnunet_phyjoint.training.early_stopping import is_new_best, should_stop
 from nnunet_phyjoint.training.progress_logger import PhyJointLocalLogger
+
+
+def _diagnosis_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro F1, macro one-vs-rest AUC (evaluation's conventions: undefined classes left out)."""
+    return scalar_metrics(labels, probabilities, probabilities.argmax(1))
 
 
 class _EarlyStop(Exception):
@@ -52,6 +59,8 @@ class PhyJointTrainer(nnUNetTrainer):
     optimizer_name: str = "adamw8bit"
     rotation_degrees: float = 30.0
     checkpoint_every: int = 1
+    style_shift_probability: float = 0.3
+    style_fit_kwargs: dict | None = None  # e.g. {"steps": 20} for short CPU runs
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -65,6 +74,7 @@ class PhyJointTrainer(nnUNetTrainer):
         self.logger.local_logger = PhyJointLocalLogger()
         self.latent_augmentation = None
         self.class_weights = None
+        self.style_shift = None
 
     # ------------------------------------------------------------------ network
     @staticmethod
@@ -193,9 +203,40 @@ class PhyJointTrainer(nnUNetTrainer):
             else target.to(self.device, non_blocking=True)
         return data, target, self.class_targets(batch["keys"]).to(self.device, non_blocking=True)
 
+    def on_train_start(self):
+        super().on_train_start()
+        if self.style_shift_probability > 0:
+            self.style_shift = self._build_style_shift()
+
+    def _build_style_shift(self):
+        """The fold's style-shift augmenter; its decoder is fitted once (rank 0) when missing."""
+        from nnunet_phyjoint.style_shift.augmenter import StyleShiftAugmenter
+
+        tr_keys, _ = self.do_split()
+        fit_kwargs = dict(self.style_fit_kwargs or {})
+        if os.environ.get("PHYJOINT_STYLE_FIT_STEPS"):  # short CPU runs, tests and benchmarks
+            fit_kwargs["steps"] = int(os.environ["PHYJOINT_STYLE_FIT_STEPS"])
+        kwargs = dict(dataset=self.preprocessed_dataset_folder_base, plans=self.plans_manager.plans_name,
+                      configuration=self.configuration_name, fold=self.fold, train_case_ids=tr_keys,
+                      p=self.style_shift_probability, device=self.device, fit_kwargs=fit_kwargs or None,
+                      seed=12345 + self.local_rank)
+        if self.is_ddp:
+            import torch.distributed as dist
+
+            if self.local_rank == 0:
+                StyleShiftAugmenter.from_dataset(**kwargs)
+            dist.barrier()
+        augmenter = StyleShiftAugmenter.from_dataset(**kwargs)
+        self.print_to_log_file(f"physics style shift: p={self.style_shift_probability}, "
+                               f"VGG weights: {augmenter.vgg.weights_source}")
+        return augmenter
+
     def augment_input(self, data: torch.Tensor, keys: list[str]) -> torch.Tensor:
-        """Hook for input-level augmentation on the training device (identity here)."""
-        return data
+        """Input-level augmentation on the training device: the physics style shift (masks untouched)."""
+        if self.style_shift is None:
+            return data
+        shifted, _, _ = self.style_shift(data, keys)
+        return shifted
 
     def train_step(self, batch: dict) -> dict:
         data, target, cls_target = self._to_device(batch)
@@ -274,14 +315,14 @@ class PhyJointTrainer(nnUNetTrainer):
                         self.current_epoch)
         self.logger.log("dice_per_class_or_region", dice, self.current_epoch)
         self.logger.log("val_losses", float(np.mean(losses)), self.current_epoch)
-        metrics = diagnosis_metrics(np.array([v[4] for v in per_case.values()]),
-                                    np.stack([v[3] for v in per_case.values()]))
+        metrics = _diagnosis_metrics(np.array([v[4] for v in per_case.values()]),
+                                     np.stack([v[3] for v in per_case.values()]))
         self.logger.log("val_class_accuracy", metrics["accuracy"], self.current_epoch)
-        self.logger.log("val_class_macro_f1", metrics["macro_f1"], self.current_epoch)
-        self.logger.log("val_class_macro_auc", metrics["macro_auc"], self.current_epoch)
+        self.logger.log("val_class_macro_f1", metrics["f1_macro"], self.current_epoch)
+        self.logger.log("val_class_macro_auc", metrics["auc_macro"], self.current_epoch)
         self.print_to_log_file(f"val ({len(per_case)} cases): Dice {np.round(dice, 4).tolist()}, diagnosis accuracy "
-                               f"{metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
-                               f"macro AUC {metrics['macro_auc']:.4f}")
+                               f"{metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}, "
+                               f"macro AUC {metrics['auc_macro']:.4f}")
 
     # ------------------------------------------------------------------ epochs, checkpoints
     def on_epoch_end(self):
@@ -343,8 +384,8 @@ class PhyJointTrainer(nnUNetTrainer):
         folder = os.path.join(self.output_folder, "validation")
         write_classification_csv(os.path.join(folder, "classification.csv"), rows)
         labels = np.array([self.case_metadata[k].class_index for k in rows])
-        metrics = diagnosis_metrics(labels, np.stack(list(rows.values())))
+        metrics = _diagnosis_metrics(labels, np.stack(list(rows.values())))
         self.print_to_log_file(f"Validation diagnosis ({len(rows)} cases): accuracy {metrics['accuracy']:.4f}, "
-                               f"macro F1 {metrics['macro_f1']:.4f}, macro AUC {metrics['macro_auc']:.4f}",
+                               f"macro F1 {metrics['f1_macro']:.4f}, macro AUC {metrics['auc_macro']:.4f}",
                                also_print_to_console=True)
         self.set_deep_supervision_enabled(True)

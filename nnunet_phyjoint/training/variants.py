@@ -6,7 +6,9 @@ import torch
 from nnunet_phyjoint.training.phyjoint_trainer import PhyJointTrainer
 
 __all__ = [
-    "PhyJointTrainer_noLatentAug", "PhyJointTrainer_AdamW",
+    "PhyJointTrainer_noLatentAug", "PhyJointTrainer_noPhyAug", "PhyJointTrainer_AdamW",
+    "PhyJointTrainer_physGain", "PhyJointTrainer_physTGC", "PhyJointTrainer_physSpeckle",
+    "PhyJointTrainer_physDynamicRange", "PhyJointTrainer_physAll",
     "PhyJointTrainer_INT8", "PhyJointTrainer_INT4",
     "PhyJointTrainer_1epoch", "PhyJointTrainer_3epochs", "PhyJointTrainer_10epochs", "PhyJointTrainer_30epochs",
     "PhyJointTrainer_demo",
@@ -17,6 +19,52 @@ class PhyJointTrainer_noLatentAug(PhyJointTrainer):
     """Ablation: no latent feature augmentation."""
 
     use_latent_augmentation = False
+
+
+class PhyJointTrainer_noPhyAug(PhyJointTrainer):
+    """Ablation: no physics style shift (the paper's "Without PhyAug")."""
+
+    style_shift_probability = 0.0
+
+
+def _with_classic_physics(name: str, p: float = 0.3):
+    def get_training_transforms(*args, **kwargs):
+        from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+        from nnunet_phyjoint.physics_augmentations import classic_physics_transform
+
+        pipeline = nnUNetTrainer.get_training_transforms(*args, **kwargs)
+        # first, before the spatial transform pads with zeros (mid-grey after z-scoring, not "no echo")
+        pipeline.transforms.insert(0, classic_physics_transform(name, p=p))
+        return pipeline
+
+    return staticmethod(get_training_transforms)
+
+
+class _ClassicPhysics(PhyJointTrainer):
+    """Comparison set of Fig. 3: a classic physics augmentation instead of the style shift."""
+
+    style_shift_probability = 0.0
+
+
+class PhyJointTrainer_physGain(_ClassicPhysics):
+    get_training_transforms = _with_classic_physics("gain")
+
+
+class PhyJointTrainer_physTGC(_ClassicPhysics):
+    get_training_transforms = _with_classic_physics("tgc")
+
+
+class PhyJointTrainer_physSpeckle(_ClassicPhysics):
+    get_training_transforms = _with_classic_physics("speckle")
+
+
+class PhyJointTrainer_physDynamicRange(_ClassicPhysics):
+    get_training_transforms = _with_classic_physics("dynamic_range")
+
+
+class PhyJointTrainer_physAll(_ClassicPhysics):
+    get_training_transforms = _with_classic_physics("all")
 
 
 class PhyJointTrainer_AdamW(PhyJointTrainer):
@@ -54,10 +102,12 @@ class PhyJointTrainer_INT4(PhyJointTrainer):
 
 class PhyJointTrainer_1epoch(PhyJointTrainer):
     max_epochs = 1
+    style_fit_kwargs = {"steps": 10}
 
 
 class PhyJointTrainer_3epochs(PhyJointTrainer):
     max_epochs = 3
+    style_fit_kwargs = {"steps": 10}
 
 
 class PhyJointTrainer_10epochs(PhyJointTrainer):
@@ -69,6 +119,7 @@ class PhyJointTrainer_30epochs(PhyJointTrainer):
 
 
 class PhyJointTrainer_demo(PhyJointTrainer):
-    """What `phyjoint demo` trains on 2 CPU cores: 25 epochs, patience 10."""
+    """What `phyjoint demo` trains on 2 CPU cores: 25 epochs, patience 10, a short style-decoder fit."""
 
     max_epochs = 25
+    style_fit_kwargs = {"steps": 60, "size": 64}

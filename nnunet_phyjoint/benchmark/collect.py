@@ -1,0 +1,133 @@
+"""Cross-validation predictions of an arm in one folder, and their evaluation.
+
+Each fold's ``fold_X/validation`` holds nnU-Net's masks of that fold's validation cases (and,
+for PhyJoint trainers, ``classification.csv``); merged over the folds they are one prediction
+per case, which :func:`nnunet_phyjoint.evaluation.evaluate_folders` scores against the raw labels.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from nnunet_phyjoint.evaluation.io import CLASSIFICATION_CSV, CLASSIFICATION_HEADER, list_pngs
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+def _staging_dir(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    if not rows or tuple(h.strip() for h in rows[0]) != CLASSIFICATION_HEADER:
+        raise ValueError(f"{path}: header must be {','.join(CLASSIFICATION_HEADER)}")
+    return [r for r in rows[1:] if r and any(c.strip() for c in r)]
+
+
+def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) -> dict[str, Any]:
+    """Merge ``fold_X/validation/*.png`` (+ ``classification.csv``) of ``folds`` into ``out`` (replaced atomically).
+
+    Returns ``{"cases": [...], "case_fold": {case: fold}, "classification": bool}``. A case in two
+    folds' validation sets is an error (the folds would not be a cross-validation).
+    """
+    model_folder, out = Path(model_folder), Path(out)
+    folds = list(folds)
+    case_fold: dict[str, int] = {}
+    sources: dict[str, Path] = {}
+    csv_files = []
+    for fold in folds:
+        val = model_folder / f"fold_{fold}" / "validation"
+        if not val.is_dir():
+            raise FileNotFoundError(f"{val} not found: fold {fold} of {model_folder.name} has not been validated")
+        for case, path in list_pngs(val).items():
+            if case in case_fold:
+                raise ValueError(f"case {case} is in the validation output of folds {case_fold[case]} and {fold} "
+                                 f"of {model_folder}")
+            case_fold[case], sources[case] = fold, path
+        if (val / CLASSIFICATION_CSV).is_file():
+            csv_files.append(val / CLASSIFICATION_CSV)
+    if not case_fold:
+        raise FileNotFoundError(f"no validation predictions in folds {folds} of {model_folder}")
+    with_classification = len(csv_files) == len(folds)
+
+    staging = _staging_dir(out)
+    try:
+        for case, path in sources.items():
+            shutil.copy2(path, staging / path.name)
+        if with_classification:
+            rows = {}
+            for f in csv_files:
+                for row in _read_rows(f):
+                    if row[0] in rows:
+                        raise ValueError(f"{f}: case {row[0]} appears in more than one fold's classification.csv")
+                    rows[row[0]] = row
+            missing = sorted(set(case_fold) - set(rows))
+            if missing:
+                raise ValueError(f"{len(missing)} validation case(s) of {model_folder} have no classification row: "
+                                 f"{missing[:5]}")
+            with open(staging / CLASSIFICATION_CSV, "w", newline="") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                writer.writerow(CLASSIFICATION_HEADER)
+                writer.writerows(rows[c] for c in sorted(rows))
+        _replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"cases": sorted(case_fold), "case_fold": case_fold, "classification": with_classification}
+
+
+def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path) -> Path:
+    """``out/labelsTr`` with the labels of ``case_ids`` and ``out/dataset.json``; returns the labels folder.
+
+    :func:`evaluate_folders` scores every ground-truth case, so a run over some folds (or one
+    held-out scanner) needs a label folder with exactly those cases. Rebuilt only when it differs.
+    """
+    raw_dataset, out = Path(raw_dataset), Path(out)
+    case_ids = sorted(set(case_ids))
+    dj = json.loads((raw_dataset / "dataset.json").read_text())
+    ending = dj.get("file_ending", ".png")
+    labels = out / "labelsTr"
+    if labels.is_dir() and sorted(p.name[: -len(ending)] for p in labels.iterdir()) == case_ids \
+            and (out / "dataset.json").is_file():
+        return labels
+    staging = _staging_dir(out)
+    try:
+        (staging / "labelsTr").mkdir()
+        for case in case_ids:
+            src = raw_dataset / "labelsTr" / f"{case}{ending}"
+            if not src.is_file():
+                raise FileNotFoundError(f"{src} not found (case {case} has a prediction but no label)")
+            shutil.copy2(src, staging / "labelsTr" / src.name)
+        shutil.copy2(raw_dataset / "dataset.json", staging / "dataset.json")
+        _replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return labels
+
+
+def evaluate_predictions(gt_labels: Path, pred_folder: Path, raw_dataset: Path, out_dir: Path,
+                         n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """:func:`evaluate_folders` of ``pred_folder`` against ``gt_labels`` (report and figures in ``out_dir``)."""
+    from nnunet_phyjoint.evaluation import evaluate_folders
+
+    return evaluate_folders(gt_labels, pred_folder, dataset_json=raw_dataset / "dataset.json", out_dir=out_dir,
+                            n_bootstrap=n_bootstrap, seed=seed,
+                            images_dir=raw_dataset / "imagesTr" if (raw_dataset / "imagesTr").is_dir() else None,
+                            progress=False)

@@ -1,0 +1,53 @@
+"""What an arm costs: parameters, MACs, model size (checkpoint and packed export), training time, inference time."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nnunet_phyjoint.paths import preprocessed_dir
+
+
+def checkpoint_facts(path: Path) -> dict[str, Any]:
+    """Weight bytes, epochs trained and training seconds (sum of nnU-Net's logged epoch durations)."""
+    import torch
+
+    # nnU-Net's own checkpoint pickle, written by its trainer; read the way nnU-Net reads it
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    weights = ckpt["network_weights"]
+    log = ckpt.get("logging", {})
+    starts, ends = log.get("epoch_start_timestamps", []), log.get("epoch_end_timestamps", [])
+    seconds = sum(e - s for s, e in zip(starts, ends))
+    return {"weight_bytes": int(sum(t.numel() * t.element_size() for t in weights.values() if hasattr(t, "numel"))),
+            "epochs": len(ends), "train_seconds": float(seconds)}
+
+
+def arm_costs(dataset_name: str, plans: str, trainer: str, model_folder: Path, folds: list[int],
+              export_bits: int | None, export_dir: Path, device, n_speed_images: int = 4) -> dict[str, Any]:
+    """Costs of one trained arm (``folds`` all done); inference timed on fold ``folds[0]``'s validation cases."""
+    from nnunet_phyjoint.benchmark.speed import ModelSpec, load_cases, measure_inference, validation_case_ids
+    from nnunet_phyjoint.network.model_info import model_info_from_plans
+
+    facts = [checkpoint_facts(model_folder / f"fold_{f}" / "checkpoint_final.pth") for f in folds]
+    info = model_info_from_plans(preprocessed_dir() / dataset_name / f"{plans}.json", "2d")
+    out: dict[str, Any] = {
+        "params": info["parameters"]["total"], "macs": info["macs"], "input_shape": info["input_shape"],
+        "checkpoint_mb": facts[0]["weight_bytes"] / 1e6,
+        "epochs_trained": [f["epochs"] for f in facts],
+        "train_seconds": sum(f["train_seconds"] for f in facts),
+        "train_seconds_per_fold": [f["train_seconds"] for f in facts],
+        "export_bits": export_bits, "packed_mb": None,
+    }
+    if export_bits:
+        from nnunet_phyjoint.quantization.export import export_model_folder
+
+        report = export_model_folder(model_folder, export_bits, export_dir, folds=[folds[0]], overwrite=True,
+                                     verbose=False)
+        sizes = report["folds"][str(folds[0])]
+        out["packed_mb"] = (sizes["encoder_file_bytes"] + sizes["rest_file_bytes"]) / 1e6
+        out["export"] = sizes
+    spec = ModelSpec(dataset_name, plans, trainer, model_folder / f"fold_{folds[0]}" / "checkpoint_final.pth")
+    cases = validation_case_ids(dataset_name, folds[0], n_speed_images)
+    timing = measure_inference(spec, load_cases(spec.data_folder(), cases), device, mirroring=True)
+    out["inference_ms"] = timing["ms_per_image"]
+    out["inference"] = timing
+    return out

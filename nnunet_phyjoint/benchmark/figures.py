@@ -1,0 +1,91 @@
+"""Fig.-3-style grouped bar charts of the benchmark (matplotlib, Agg)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nnunet_phyjoint.benchmark.table import metric_entry
+from nnunet_phyjoint.evaluation.io import atomic_path
+
+FIG_METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("DSC\nlesion-only", ("segmentation", "dsc", "lesion_only")),
+    ("DSC\nall-image", ("segmentation", "dsc", "all_image")),
+    ("F1\nmacro", ("classification", "f1_macro")),
+    ("AUC\nmacro", ("classification", "auc_macro")),
+)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[tuple[float, float, float] | None]]):
+    """Bars of each series (arm) within each group, with asymmetric CI error bars; missing values leave a gap."""
+    n = max(len(series), 1)
+    width = 0.8 / n
+    x = np.arange(len(groups))
+    for i, (name, values) in enumerate(series.items()):
+        pos = x - 0.4 + width * (i + 0.5)
+        for j, v in enumerate(values):
+            if v is None:
+                ax.text(pos[j], 0.01, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="grey")
+        vals = np.array([np.nan if v is None else v[0] for v in values], dtype=float)
+        lo = np.array([np.nan if v is None or v[1] is None else v[0] - v[1] for v in values], dtype=float)
+        hi = np.array([np.nan if v is None or v[2] is None else v[2] - v[0] for v in values], dtype=float)
+        yerr = np.vstack([np.nan_to_num(lo), np.nan_to_num(hi)])
+        ax.bar(pos, np.nan_to_num(vals), width, yerr=yerr, capsize=2, label=name,
+               color=f"C{i % 10}", error_kw={"elinewidth": 0.8})
+    ax.set_xticks(x, groups)
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _triple(entry: Mapping[str, Any] | None) -> tuple[float, float | None, float | None] | None:
+    if entry is None or entry.get("value") is None:
+        return None
+    return float(entry["value"]), entry.get("ci_low"), entry.get("ci_high")
+
+
+def plot_arms(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """DSC / F1 / AUC per arm with bootstrap 95% CIs (the paper's Fig. 3 layout)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(FIG_METRICS) * max(1, len(rows)) * 0.45 + 2), 4))
+    series = {row["arm"]: [_triple(metric_entry(row.get("metrics"), p)) for _, p in FIG_METRICS] for row in rows}
+    _grouped_bars(ax, [g for g, _ in FIG_METRICS], series)
+    ax.set_ylabel("score (95% CI)")
+    ax.set_title(title or "Cross-validation, all folds pooled")
+    ax.legend(fontsize=8, ncol=min(4, max(1, len(rows))), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_loso(rows: Sequence[Mapping[str, Any]], scanners: Sequence[str], path: str | Path) -> Path:
+    """Lesion-only DSC and macro F1 per held-out scanner and arm (with CIs)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(scanners) + 3), 4), sharey=True)
+    for ax, (key, label) in zip(axes, (("dsc", "DSC lesion-only"), ("f1", "F1 macro"))):
+        series = {}
+        for row in rows:
+            vals = []
+            for s in scanners:
+                m = row["per_scanner"].get(s)
+                vals.append(_triple(m and m.get(f"{key}_entry")))
+            series[row["arm"]] = vals
+        _grouped_bars(ax, [f"held out\n{s}" for s in scanners], series)
+        ax.set_title(label)
+    axes[0].set_ylabel("score (95% CI)")
+    axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(1.05, -0.15), ncol=min(4, max(1, len(rows))))
+    fig.suptitle("Leave one scanner out: trained on the other scanners")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return Path(path)

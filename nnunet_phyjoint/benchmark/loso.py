@@ -1,0 +1,143 @@
+"""Leave-one-scanner-out protocol: train on every scanner but one, evaluate on the unseen one.
+
+nnU-Net reads its folds from ``splits_final.json`` in the dataset's preprocessed folder, so the
+protocol runs on a copy of the dataset under another id (default ID+100): the raw folder is
+copied (hard links where possible), its dataset.json renamed, planned and preprocessed as usual,
+and the leave-one-scanner-out splits (one fold per scanner) written there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnunet_phyjoint.benchmark.arms import Arm
+from nnunet_phyjoint.paths import raw_dir
+
+COPY_KEY = "benchmark_loso_copy_of"
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def loso_dataset(source_name: str, target_id: int) -> str:
+    """The raw copy of ``source_name`` under ``target_id`` (created if missing); returns its name."""
+    from nnunet_phyjoint.evaluation.io import write_json
+
+    if not 1 <= target_id <= 999:
+        raise ValueError(f"leave-one-scanner-out dataset id {target_id} is outside 1..999 (use --loso-dataset-id)")
+    prefix = f"Dataset{target_id:03d}_"
+    existing = [p for p in raw_dir().iterdir() if p.is_dir() and p.name.startswith(prefix)]
+    if existing:
+        dj = json.loads((existing[0] / "dataset.json").read_text())
+        if dj.get(COPY_KEY) != source_name:
+            raise FileExistsError(f"{existing[0]} exists and is not the leave-one-scanner-out copy of {source_name}; "
+                                  "choose another --loso-dataset-id")
+        return existing[0].name
+    name = f"{prefix}{source_name[11:]}LOSO"
+    target = raw_dir() / name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=raw_dir()))
+    try:
+        shutil.copytree(raw_dir() / source_name, staging, copy_function=_link_or_copy, dirs_exist_ok=True)
+        dj = json.loads((staging / "dataset.json").read_text())
+        dj["name"] = f"{dj.get('name', source_name[11:])}LOSO"
+        dj[COPY_KEY] = source_name
+        (staging / "dataset.json").unlink()  # a hard link to the source's file: replace, never edit in place
+        write_json(staging / "dataset.json", dj)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"[loso] copied {source_name} to {target}", flush=True)
+    return name
+
+
+def _scanner_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    seg, cls = metrics["segmentation"], metrics.get("classification")
+    return {
+        "n_cases": metrics["n_cases"],
+        "dsc_lesion_only": seg["dsc"]["lesion_only"]["value"], "dsc_all_image": seg["dsc"]["all_image"]["value"],
+        "f1_macro": cls["f1_macro"]["value"] if cls else None,
+        "auc_macro": cls["auc_macro"]["value"] if cls else None,
+        "dsc_entry": seg["dsc"]["lesion_only"], "f1_entry": cls["f1_macro"] if cls else None,
+    }
+
+
+def _mean(values: list[Any]) -> float | None:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    return float(np.mean(vals)) if vals and len(vals) == len(values) else None
+
+
+def run_loso(cfg, source_name: str, arms: list[Arm], skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    """Train every arm on each leave-one-scanner-out fold; table and figure under ``OUT/loso``."""
+    from nnunet_phyjoint.benchmark import runner
+    from nnunet_phyjoint.benchmark.collect import evaluate_predictions, ground_truth_subset
+    from nnunet_phyjoint.benchmark.figures import plot_loso
+    from nnunet_phyjoint.benchmark.pipeline import _machine, _plans_of, prepare, train_all
+    from nnunet_phyjoint.benchmark.table import loso_markdown_table, render_report
+    from nnunet_phyjoint.evaluation.io import atomic_write_text, write_json
+    from nnunet_phyjoint.splits import leave_one_scanner_out_splits, write_splits
+
+    started = time.perf_counter()
+    target_id = cfg.loso_dataset_id if cfg.loso_dataset_id is not None else int(source_name[7:10]) + 100
+    name = loso_dataset(source_name, target_id)
+    out = Path(cfg.out) / "loso"
+    log_dir = out / "logs"
+    # the LOSO splits go in first, so that planning does not write its 4-fold default
+    write_splits(name, leave_one_scanner_out=True, overwrite=True)
+    prepare(cfg, name, arms, log_dir)
+    write_splits(name, leave_one_scanner_out=True, overwrite=True)
+    raw = raw_dir() / name
+    splits = leave_one_scanner_out_splits(raw / "dataset.json")
+    scanners = [s["held_out_scanner"] for s in splits]
+    folds = list(range(len(splits)))
+    print(f"[loso] {len(folds)} folds, held-out scanners {scanners}", flush=True)
+    runs = train_all(cfg, name, arms, folds, log_dir, out / "runs.json")
+
+    rows = []
+    for arm in arms:
+        folder = runner.model_folder(name, arm.trainer(cfg.epochs), _plans_of(arm, cfg))
+        per_scanner = {}
+        for fold, split in zip(folds, splits):
+            scanner = split["held_out_scanner"]
+            print(f"[loso] evaluating {arm.name}, held-out scanner {scanner}", flush=True)
+            gt = ground_truth_subset(raw, split["val"], out / "gt" / scanner)
+            metrics = evaluate_predictions(gt, folder / f"fold_{fold}" / "validation", raw,
+                                           out / "eval" / arm.name / scanner, cfg.n_bootstrap)
+            per_scanner[scanner] = _scanner_metrics(metrics)
+        mean = {k: _mean([m[k] for m in per_scanner.values()])
+                for k in ("dsc_lesion_only", "dsc_all_image", "f1_macro", "auc_macro")}
+        rows.append({"arm": arm.name, "trainer": arm.trainer(cfg.epochs), "plans": _plans_of(arm, cfg),
+                     "model_folder": str(folder), "per_scanner": per_scanner, "mean": mean})
+
+    table = loso_markdown_table(rows, scanners)
+    figure = plot_loso(rows, scanners, out / "fig_loso.png")
+    wall = time.perf_counter() - started
+    context = [f"dataset `{name}` (copy of `{source_name}`), one fold per held-out scanner, {cfg.epochs} epochs "
+               f"per arm, device `{cfg.device}`",
+               "cells: lesion-only DSC / macro F1 on the held-out scanner's cases (not seen in training); "
+               "mean = unweighted mean over held-out scanners; CIs in table_loso.json and the figure",
+               "arms: " + "; ".join(f"`{r['arm']}` = {r['trainer']} on {r['plans']}" for r in rows)]
+    notes = [f"`{n}` skipped: {r}" for n, r in skipped]
+    notes.append(f"wall time (this invocation): {wall / 60:.1f} min")
+    result = {"format_version": 1, "protocol": "leave-one-scanner-out", "dataset": name, "source_dataset": source_name,
+              "scanners": scanners, "epochs": cfg.epochs, "device": cfg.device, "machine": _machine(), "rows": rows,
+              "skipped": [{"arm": n, "reason": r} for n, r in skipped], "runs": runs, "wall_seconds": wall,
+              "command": " ".join(["phyjoint", *sys.argv[1:]]) if sys.argv and "phyjoint" in sys.argv[0] else None}
+    write_json(out / "table_loso.json", result)
+    atomic_write_text(out / "table_loso.md", render_report("Leave one scanner out", table, context, notes,
+                                                          [figure.name]))
+    print("\n" + table + "\n", flush=True)
+    print(f"written: {out / 'table_loso.md'}, {out / 'table_loso.json'}, {figure}", flush=True)
+    return result

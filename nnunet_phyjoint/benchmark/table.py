@@ -1,0 +1,107 @@
+"""Table 1 of the benchmark (Markdown + JSON): one row per arm, metrics with bootstrap 95% CIs and costs."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+DASH = "—"
+
+# (column title, path into evaluate_folders' metrics, digits)
+METRIC_COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    ("DSC lesion-only", ("segmentation", "dsc", "lesion_only"), 3),
+    ("DSC all-image", ("segmentation", "dsc", "all_image"), 3),
+    ("Jaccard lesion-only", ("segmentation", "jaccard", "lesion_only"), 3),
+    ("HD95 px", ("segmentation", "hd95_px"), 1),
+    ("F1 macro", ("classification", "f1_macro"), 3),
+    ("AUC macro", ("classification", "auc_macro"), 3),
+)
+
+
+def metric_entry(metrics: Mapping[str, Any] | None, path: Sequence[str]) -> Mapping[str, Any] | None:
+    """The ``{value, ci_low, ci_high, n}`` entry at ``path`` of an evaluation, or None when absent."""
+    node: Any = metrics
+    for key in path:
+        if not isinstance(node, Mapping) or node.get(key) is None:
+            return None
+        node = node[key]
+    return node
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def format_ci(entry: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """``"value [low, high]"``; ``"—"`` when the metric does not exist (e.g. F1 of a segmentation-only arm)."""
+    if entry is None or _missing(entry.get("value")):
+        return DASH
+    value = f"{entry['value']:.{digits}f}"
+    lo, hi = entry.get("ci_low"), entry.get("ci_high")
+    if _missing(lo) or _missing(hi):
+        return value
+    return f"{value} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _num(x: Any, fmt: str) -> str:
+    return DASH if _missing(x) else format(x, fmt)
+
+
+def cost_cells(costs: Mapping[str, Any] | None) -> list[str]:
+    """Params (M), MACs (G), size (MB), train time (min), epochs, inference ms/img."""
+    c = costs or {}
+    size = _num(c.get("checkpoint_mb"), ".2f")
+    if c.get("packed_mb") is not None:
+        size += f" (packed INT{c['export_bits']}: {c['packed_mb']:.2f})"
+    epochs = c.get("epochs_trained")
+    return [
+        _num(c.get("params") and c["params"] / 1e6, ".2f"),
+        _num(c.get("macs") and c["macs"] / 1e9, ".2f"),
+        size,
+        _num(c.get("train_seconds") and c["train_seconds"] / 60, ".1f"),
+        DASH if not epochs else "/".join(str(e) for e in epochs),
+        _num(c.get("inference_ms"), ".1f"),
+    ]
+
+
+COST_COLUMNS = ("Params M", "MACs G", "Size MB", "Train min (all folds)", "Epochs/fold", "Inference ms/img")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows ``{arm, trainer, metrics, costs}`` as a Markdown table (metrics with 95% CIs)."""
+    head = ["Arm", *(c[0] for c in METRIC_COLUMNS), *COST_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for row in rows:
+        cells = [f"`{row['arm']}`"]
+        cells += [format_ci(metric_entry(row.get("metrics"), path), digits) for _, path, digits in METRIC_COLUMNS]
+        cells += cost_cells(row.get("costs"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def loso_markdown_table(rows: Sequence[Mapping[str, Any]], scanners: Sequence[str]) -> str:
+    """Arms x held-out scanner: ``DSC lesion-only / F1 macro`` per scanner, and their means."""
+    head = ["Arm", *(f"held out {s}" for s in scanners), "mean"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1),]
+    for row in rows:
+        cells = [f"`{row['arm']}`"]
+        for s in scanners:
+            m = row["per_scanner"].get(s)
+            cells.append(_pair(m["dsc_lesion_only"], m["f1_macro"]) if m else DASH)
+        cells.append(_pair(row["mean"]["dsc_lesion_only"], row["mean"]["f1_macro"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pair(dsc: Any, f1: Any) -> str:
+    return f"{_num(dsc, '.3f')} / {_num(f1, '.3f')}"
+
+
+def render_report(title: str, table: str, context_lines: Sequence[str], notes: Sequence[str],
+                  figures: Sequence[str] = ()) -> str:
+    """A small Markdown document: title, how it was made, the table, notes, figures."""
+    out = [f"# {title}", "", *[f"- {line}" for line in context_lines], "", table, ""]
+    if notes:
+        out += ["Notes:", "", *[f"- {n}" for n in notes], ""]
+    out += [f"![{Path(f).stem}]({f})" for f in figures]
+    return "\n".join(out) + "\n"

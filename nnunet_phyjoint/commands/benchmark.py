@@ -1,0 +1,67 @@
+"""`phyjoint benchmark -d ID`: stock nnU-Net vs PhyJoint variants on the same folds, with equal epoch budgets.
+
+Trains every arm's folds through nnUNetv2_train (skipping finished folds, resuming interrupted
+ones), pools the cross-validation predictions, evaluates them with bootstrap CIs, and writes
+OUT/table1.md, OUT/table1.json and OUT/fig3_arms.png. With --leave-one-scanner-out: one fold per
+held-out scanner on a copy of the dataset (OUT/loso/table_loso.md, fig_loso.png).
+See docs/benchmark.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EPOCH_BUDGETS_HELP = "1, 2, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50, 100, 200"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nnunet_phyjoint.benchmark.arms import known_arms
+    from nnunet_phyjoint.benchmark.pipeline import BenchmarkConfig, run_benchmark
+
+    if args.list_arms:
+        for arm in known_arms().values():
+            print(f"{arm.name:24s} {arm.base_trainer:30s} {arm.plans:28s} {arm.description}")
+        return 0
+    if args.dataset_id is None:
+        print("phyjoint benchmark: error: -d/--dataset-id is required", file=sys.stderr)
+        return 2
+    cfg = BenchmarkConfig(
+        dataset=args.dataset_id, out=Path(args.out), folds=args.folds, epochs=args.epochs, arms=args.arms,
+        device=args.device, encoder=args.encoder, size=args.size, batch_size=args.batch_size,
+        phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
+        n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
+        loso_dataset_id=args.loso_dataset_id)
+    try:
+        run_benchmark(cfg)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        print(f"phyjoint benchmark: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="train and compare stock nnU-Net and PhyJoint variants (Table 1, Fig. 3)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-d", "--dataset-id", help="dataset id (e.g. 501) or DatasetXXX_NAME")
+    p.add_argument("-o", "--out", default="benchmark", help="output folder (default ./benchmark)")
+    p.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3], help="folds to train (default 0 1 2 3)")
+    p.add_argument("--epochs", type=int, default=10,
+                   help=f"epochs per arm, each one pass over the training fold; one of {EPOCH_BUDGETS_HELP}")
+    p.add_argument("--arms", nargs="+", default=None,
+                   help="arms to run (default: all that exist; see --list-arms); a PhyJointTrainer* class name "
+                        "is accepted as an ad-hoc arm")
+    p.add_argument("--list-arms", action="store_true", help="print the known arms and exit")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    p.add_argument("--leave-one-scanner-out", action="store_true",
+                   help="scanner-shift protocol: one fold per held-out scanner, on a copy of the dataset")
+    p.add_argument("--loso-dataset-id", type=int, default=None,
+                   help="dataset id of that copy (default: ID + 100)")
+    p.add_argument("-p", "--plans", default="PhyJointPlans", help="PhyJoint plans name (default PhyJointPlans)")
+    p.add_argument("--encoder", default="efficientnet_b6", help="encoder for PhyJoint plans, if they do not exist yet")
+    p.add_argument("--size", type=int, default=256, help="input size for PhyJoint plans, if they do not exist yet")
+    p.add_argument("--batch-size", type=int, default=16, help="batch size for PhyJoint plans, if they do not exist yet")
+    p.add_argument("-np", type=int, default=1, help="processes for fingerprinting/preprocessing (default 1)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    p.add_argument("--speed-images", type=int, default=4, help="images timed for inference ms/img (default 4)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,62 @@
+"""Stock ``nnUNetTrainer`` with an epoch budget equal to the PhyJoint trainers' (for the benchmark).
+
+``PhyJointTrainer`` counts one epoch as one pass over the training fold; stock nnU-Net counts
+250 random batches. ``nnUNetTrainer_onePass`` keeps everything of the stock trainer (network,
+loss, SGD, augmentation, sampling) and only sets the epoch length to one pass over the training
+fold (``ceil(n_train / batch)`` iterations) and the per-epoch validation to one pass over the
+validation fold, so that "N epochs" costs both methods the same number of images.
+
+nnU-Net finds trainers by class *name* in the modules of ``nnUNet_extTrainer``, so every budget
+in :data:`EPOCH_BUDGETS` exists as a module-level class ``nnUNetTrainer_onePass_{N}epochs``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+EPOCH_BUDGETS: tuple[int, ...] = (1, 2, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50, 100, 200)
+
+
+def stock_trainer_name(epochs: int) -> str:
+    """Class name of the stock one-pass trainer with ``epochs`` epochs."""
+    return f"nnUNetTrainer_onePass_{int(epochs)}epochs"
+
+
+class nnUNetTrainer_onePass(nnUNetTrainer):
+    """Stock nnU-Net; one epoch = one pass over the training fold, validation = one pass over the validation fold."""
+
+    budget_epochs: int | None = None
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.budget_epochs is not None:
+            self.num_epochs = int(self.budget_epochs)
+
+    def get_dataloaders(self):
+        loaders = super().get_dataloaders()
+        tr_keys, val_keys = self.do_split()
+        world = torch.distributed.get_world_size() if self.is_ddp else 1
+        per_step = self.batch_size * world
+        self.num_iterations_per_epoch = max(1, math.ceil(len(tr_keys) / per_step))
+        self.num_val_iterations_per_epoch = max(1, math.ceil(len(val_keys) / per_step))
+        self.print_to_log_file(f"one pass per epoch: {self.num_iterations_per_epoch} training and "
+                               f"{self.num_val_iterations_per_epoch} validation iterations (batch size {self.batch_size})")
+        return loaders
+
+
+def _make(epochs: int) -> type:
+    name = stock_trainer_name(epochs)
+    return type(name, (nnUNetTrainer_onePass,), {
+        "budget_epochs": epochs, "__module__": __name__, "__qualname__": name,
+        "__doc__": f"Stock nnU-Net, {epochs} epochs of one pass over the training fold each.",
+    })
+
+
+__all__ = ["EPOCH_BUDGETS", "stock_trainer_name", "nnUNetTrainer_onePass"]
+for _n in EPOCH_BUDGETS:
+    globals()[stock_trainer_name(_n)] = _make(_n)
+    __all__.append(stock_trainer_name(_n))
+del _n
