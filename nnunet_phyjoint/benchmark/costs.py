@@ -17,7 +17,12 @@ def checkpoint_facts(path: Path) -> dict[str, Any]:
     log = ckpt.get("logging", {})
     starts, ends = log.get("epoch_start_timestamps", []), log.get("epoch_end_timestamps", [])
     seconds = sum(e - s for s, e in zip(starts, ends))
-    return {"weight_bytes": int(sum(t.numel() * t.element_size() for t in weights.values() if hasattr(t, "numel"))),
+    # stock PlainConvUNet registers every conv twice (``conv`` and ``all_modules.0``): count each storage once
+    storages = {}
+    for t in weights.values():
+        if hasattr(t, "untyped_storage"):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    return {"weight_bytes": int(sum(storages.values())),
             "epochs": len(ends), "train_seconds": float(seconds)}
 
 

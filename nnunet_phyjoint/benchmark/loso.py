@@ -1,7 +1,7 @@
 """Leave-one-scanner-out protocol: train on every scanner but one, evaluate on the unseen one.
 
 nnU-Net reads its folds from ``splits_final.json`` in the dataset's preprocessed folder, so the
-protocol runs on a copy of the dataset under another id (default ID+100): the raw folder is
+protocol runs on a copy of the dataset under another id (default ID+100, ID-100 above 899): the raw folder is
 copied (hard links where possible), its dataset.json renamed, planned and preprocessed as usual,
 and the leave-one-scanner-out splits (one fold per scanner) written there.
 """
@@ -79,6 +79,22 @@ def _mean(values: list[Any]) -> float | None:
     return float(np.mean(vals)) if vals and len(vals) == len(values) else None
 
 
+def _with_source_plan_settings(cfg, source_name: str):
+    """The copy is planned like the source: its PhyJoint plans' encoder, input size and batch size win."""
+    import dataclasses
+
+    from nnunet_phyjoint.paths import preprocessed_dir
+
+    path = preprocessed_dir() / source_name / f"{cfg.phyjoint_plans}.json"
+    if not path.is_file():
+        return cfg
+    c = json.loads(path.read_text())["configurations"]["2d"]
+    encoder = c["architecture"]["arch_kwargs"].get("encoder_name", cfg.encoder)
+    print(f"[loso] planning like {path.name} of {source_name}: encoder {encoder}, size {c['patch_size'][0]}, "
+          f"batch {c['batch_size']}", flush=True)
+    return dataclasses.replace(cfg, encoder=encoder, size=int(c["patch_size"][0]), batch_size=int(c["batch_size"]))
+
+
 def run_loso(cfg, source_name: str, arms: list[Arm], skipped: list[tuple[str, str]]) -> dict[str, Any]:
     """Train every arm on each leave-one-scanner-out fold; table and figure under ``OUT/loso``."""
     from nnunet_phyjoint.benchmark import runner
@@ -90,8 +106,11 @@ def run_loso(cfg, source_name: str, arms: list[Arm], skipped: list[tuple[str, st
     from nnunet_phyjoint.splits import leave_one_scanner_out_splits, write_splits
 
     started = time.perf_counter()
-    target_id = cfg.loso_dataset_id if cfg.loso_dataset_id is not None else int(source_name[7:10]) + 100
+    source_id = int(source_name[7:10])
+    target_id = cfg.loso_dataset_id if cfg.loso_dataset_id is not None else \
+        (source_id + 100 if source_id + 100 <= 999 else source_id - 100)
     name = loso_dataset(source_name, target_id)
+    cfg = _with_source_plan_settings(cfg, source_name)
     out = Path(cfg.out) / "loso"
     log_dir = out / "logs"
     # the LOSO splits go in first, so that planning does not write its 4-fold default

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -161,7 +160,9 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     notes += [f"`{r['arm']}`: stock nnU-Net has no diagnosis head, so F1 and AUC are {chr(8212)} (segmentation only)"
               for r in rows if r["metrics"].get("classification") is None]
     wall = time.perf_counter() - started
-    notes.append(f"benchmark wall time (this invocation): {wall / 60:.1f} min")
+    trained = sum(r["seconds"] or 0 for r in runs.values())
+    notes.append(f"wall time of all nnUNetv2_train runs recorded in runs.json: {trained / 60:.1f} min; "
+                 f"this invocation: {wall / 60:.1f} min")
     result = {"format_version": 1, "protocol": "cross-validation", "dataset": dataset_name, "folds": cfg.folds,
               "epochs": cfg.epochs, "device": cfg.device, "machine": _machine(), "rows": rows,
               "skipped": [{"arm": n, "reason": r} for n, r in skipped], "runs": runs, "wall_seconds": wall,

@@ -147,7 +147,8 @@ def ensure_stock_on_phyjoint_input_plans(dataset_name: str, phyjoint_plans: str,
     planned = plan_stock_architecture(dataset_name, cfg["spacing"], cfg["patch_size"], cfg["data_identifier"])
     new_cfg = dict(cfg)
     new_cfg["architecture"] = planned["architecture"]
-    new_cfg["batch_dice"] = planned["batch_dice"]
+    # ExperimentPlanner.plan_experiment sets batch_dice=True for the 2d configuration after planning it
+    new_cfg["batch_dice"] = planned.get("batch_dice", True)
     plans = dict(source)
     plans["plans_name"] = plans_name
     plans["configurations"] = {"2d": new_cfg}

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--leave-one-scanner-out", action="store_true",
                    help="scanner-shift protocol: one fold per held-out scanner, on a copy of the dataset")
     p.add_argument("--loso-dataset-id", type=int, default=None,
-                   help="dataset id of that copy (default: ID + 100)")
+                   help="dataset id of that copy (default: ID + 100, or ID - 100 above 899)")
     p.add_argument("-p", "--plans", default="PhyJointPlans", help="PhyJoint plans name (default PhyJointPlans)")
     p.add_argument("--encoder", default="efficientnet_b6", help="encoder for PhyJoint plans, if they do not exist yet")
     p.add_argument("--size", type=int, default=256, help="input size for PhyJoint plans, if they do not exist yet")
