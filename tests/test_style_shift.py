@@ -320,3 +320,13 @@ def test_fit_style_and_show_style_commands(fake_dataset, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".grid")] == []
     assert main(["fit-style", "-d", "901", "-p", "NoSuchPlans", "--vgg-weights", "random"]) == 1
     assert "NoSuchPlans.json" in capsys.readouterr().err
+
+
+def test_letterbox_mask_keeps_dark_pixels_inside_the_image():
+    from nnunet_phyjoint.style_shift.augmenter import letterbox_mask
+
+    x = torch.rand(1, 1, 8, 8) + 1.0
+    x[..., :2, :] = 0.0  # letterbox bar
+    x[..., 5, 5] = 0.0  # an anechoic pixel at the minimum, inside the image
+    m = letterbox_mask(x)
+    assert m[..., :2, :].all() and not m[..., 5, 5] and m.sum() == 16

@@ -5,11 +5,11 @@ The trainer calls :class:`StyleShiftAugmenter` inside ``train_step`` on the trai
 never in data-loader workers, and only on ``data`` (masks are not touched).
 
 Back to nnU-Net's input normalisation: the decoder works in the [0, 1] display domain; its
-output is clamped to [0, 1], the content's no-signal pixels (those equal to the content's
-minimum: letterbox zero-padding and the black area outside the scan sector) are set back to
-0, and the image is z-scored over all its pixels, as nnU-Net's ZScoreNormalization does per
-image (``use_mask_for_norm`` False). Padding added by nnU-Net's own data loader (z = 0) is
-not recognised as background; with whole-image patches there is none.
+output is clamped to [0, 1], the content's letterbox bars (whole rows or columns at the
+content's minimum) are set back to 0, and the image is z-scored over all its pixels, as nnU-Net's ZScoreNormalization does per
+image (``use_mask_for_norm`` False). Only whole rows/columns count as no-signal: single
+pixels at the minimum are usually the inside of an anechoic lesion, which must stay part of
+the image. Padding added by nnU-Net's own data loader (z = 0) is not recognised as background.
 """
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def zscore_per_image(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """(B, C, H, W) -> zero mean, unit std per image and channel (nnU-Net's ZScoreNormalization)."""
     var, mean = torch.var_mean(x, dim=(-2, -1), keepdim=True, correction=0)
     return (x - mean) / var.sqrt().clamp_min(eps)
+
+
+def letterbox_mask(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) bool: pixels of rows or columns that lie entirely at the image's minimum."""
+    at_min = x == x.amin(dim=(-2, -1), keepdim=True)
+    return at_min.all(dim=-1, keepdim=True) | at_min.all(dim=-2, keepdim=True)
 
 
 class StyleShiftAugmenter(nn.Module):
@@ -152,8 +158,7 @@ class StyleShiftAugmenter(nn.Module):
             mean_s, std_s = self._reference_stats(ref_ids, tuple(xp.shape[-2:]), x.device)
             target = adain_with_stats(feat, mean_s, std_s, self._draw_alpha(len(ref_ids), x.device))
             out = self.decoder(target)[..., :h, :w].clamp(0.0, 1.0)
-            no_signal = x == x.amin(dim=(-2, -1), keepdim=True)
-            out = out.masked_fill(no_signal, 0.0)
+            out = out.masked_fill(letterbox_mask(x), 0.0)
             return zscore_per_image(out).to(content.dtype)
 
     def _follow(self, device: torch.device) -> None:

@@ -119,7 +119,7 @@ class PhyJointTrainer_30epochs(PhyJointTrainer):
 
 
 class PhyJointTrainer_demo(PhyJointTrainer):
-    """What `phyjoint demo` trains on 2 CPU cores: 25 epochs, patience 10, a short style-decoder fit."""
+    """What `phyjoint demo` trains on 2 CPU cores: 20 epochs, patience 10, a short style-decoder fit."""
 
-    max_epochs = 25
+    max_epochs = 20
     style_fit_kwargs = {"steps": 60, "size": 64}
