@@ -60,6 +60,7 @@ def pipeline(tmp_path_factory):
     env["OMP_NUM_THREADS"] = "1"
     env["nnUNet_def_n_proc"] = "1"
     env["PHYJOINT_STYLE_FIT_STEPS"] = "5"
+    env["PHYJOINT_ALLOW_RANDOM_VGG"] = "1"  # no ImageNet VGG-19 weights on CI machines
 
     run(["phyjoint", "simulate", str(root / "src"), "--n", "32", "--scanners", "2", "--size", "64", "64",
          "--seed", "3"], env=env)

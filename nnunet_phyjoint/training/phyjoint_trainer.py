@@ -209,8 +209,24 @@ class PhyJointTrainer(nnUNetTrainer):
             self.style_shift = self._build_style_shift()
 
     def _build_style_shift(self):
-        """The fold's style-shift augmenter; its decoder is fitted once (rank 0) when missing."""
+        """The fold's style-shift augmenter; its decoder is fitted once (rank 0) when missing.
+
+        Without ImageNet VGG-19 weights the descriptor is random and the re-styled images lose
+        the anatomy (see the README), so the shift is then switched off, loudly, unless
+        ``PHYJOINT_ALLOW_RANDOM_VGG=1`` (tests, or a deliberate experiment) or
+        ``PHYJOINT_VGG_WEIGHTS=FILE`` names the weights.
+        """
         from nnunet_phyjoint.style_shift.augmenter import StyleShiftAugmenter
+        from nnunet_phyjoint.style_shift.vgg_descriptor import torchvision_cache_file
+
+        vgg_weights = os.environ.get("PHYJOINT_VGG_WEIGHTS") or "auto"
+        if vgg_weights == "auto" and not torchvision_cache_file().is_file() \
+                and os.environ.get("PHYJOINT_ALLOW_RANDOM_VGG", "0") != "1":
+            self.print_to_log_file(
+                f"WARNING: no ImageNet VGG-19 weights ({torchvision_cache_file()} missing, PHYJOINT_VGG_WEIGHTS "
+                "unset): the physics style shift is OFF for this run (it would train on meaningless images). "
+                "Set PHYJOINT_ALLOW_RANDOM_VGG=1 to use random VGG features anyway.", also_print_to_console=True)
+            return None
 
         tr_keys, _ = self.do_split()
         fit_kwargs = dict(self.style_fit_kwargs or {})
@@ -219,6 +235,7 @@ class PhyJointTrainer(nnUNetTrainer):
         kwargs = dict(dataset=self.preprocessed_dataset_folder_base, plans=self.plans_manager.plans_name,
                       configuration=self.configuration_name, fold=self.fold, train_case_ids=tr_keys,
                       p=self.style_shift_probability, device=self.device, fit_kwargs=fit_kwargs or None,
+                      vgg_weights=vgg_weights,
                       seed=12345 + self.local_rank)
         if self.is_ddp:
             import torch.distributed as dist
