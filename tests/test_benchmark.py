@@ -266,4 +266,4 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
 
     # a second run trains nothing: every fold is done
     again = _run(cmd, env)
-    assert again.stdout.count("already trained") == 8 and "nnUNetv2_train" not in again.stdout
+    assert again.stdout.count("already trained") == 8 and "$ nnUNetv2_train" not in again.stdout
