@@ -15,22 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from nnunet_phyjoint.atomic_io import write_json_atomic
 from nnunet_phyjoint.paths import find_dataset_name, preprocessed_dir
 
 DEFAULT_PLANS_NAME = "PhyJointPlans"
 NETWORK_CLASS_NAME = "nnunet_phyjoint.network.phyjoint_net.PhyJointNet"
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-    os.replace(tmp, path)
 
 
 def ensure_fingerprint(dataset_name: str, num_processes: int = 2, verify: bool = False) -> Path:
@@ -135,7 +127,7 @@ def plan_dataset(dataset_id: int | str, encoder: str = "efficientnet_b6", size: 
     plans["phyjoint"] = {"planner": "nnunet_phyjoint.planning.plan_dataset", **summary}
 
     plans_file = preprocessed_dir() / dataset_name / f"{plans_name}.json"
-    _write_json_atomic(plans_file, plans)
+    write_json_atomic(plans_file, plans)
 
     splits_file = preprocessed_dir() / dataset_name / "splits_final.json"
     if not splits_file.is_file():

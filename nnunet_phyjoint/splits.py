@@ -8,12 +8,11 @@ groups are the connected components of the patient <-> duplicate-group graph.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
+from nnunet_phyjoint.atomic_io import write_json_atomic
 from nnunet_phyjoint.metadata import CLASS_NAMES, CaseMeta, load_case_metadata
 
 Split = dict[str, Any]
@@ -177,19 +176,6 @@ def _case_ids_in_images(raw_dataset: Path, file_ending: str) -> set[str] | None:
     return {p.name[: -len(suffix)] for p in images.iterdir() if p.name.endswith(suffix)}
 
 
-def _write_json_atomically(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_raw_dataset_json(dataset_id: int | str) -> tuple[str, Path, dict[str, Any]]:
     """(``DatasetXXX_NAME``, its raw folder, the parsed dataset.json) for an id."""
     from nnunet_phyjoint.paths import find_dataset_name, raw_dir
@@ -241,6 +227,6 @@ def write_splits(
             return path
         if not overwrite:
             raise FileExistsError(f"{path} exists with different splits; pass --overwrite to replace it")
-    _write_json_atomically(splits, path)
+    write_json_atomic(path, splits)
     return path
 

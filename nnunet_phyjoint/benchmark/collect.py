@@ -8,23 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from nnunet_phyjoint.atomic_io import replace_folder
 from nnunet_phyjoint.evaluation.io import CLASSIFICATION_CSV, CLASSIFICATION_HEADER, list_pngs
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
 
 
 def _staging_dir(target: Path) -> Path:
@@ -85,7 +75,7 @@ def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) 
                 writer = csv.writer(fh, lineterminator="\n")
                 writer.writerow(CLASSIFICATION_HEADER)
                 writer.writerows(rows[c] for c in sorted(rows))
-        _replace_dir(staging, out)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -115,7 +105,7 @@ def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path) -
                 raise FileNotFoundError(f"{src} not found (case {case} has a prediction but no label)")
             shutil.copy2(src, staging / "labelsTr" / src.name)
         shutil.copy2(raw_dataset / "dataset.json", staging / "dataset.json")
-        _replace_dir(staging, out)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -8,47 +8,20 @@ The classification CSV is the one hand-off between the predictor and everything 
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
 CLASSIFICATION_HEADER: tuple[str, ...] = ("case_id", "predicted_class", *(f"prob_{c}" for c in CLASS_NAMES))
+from nnunet_phyjoint.atomic_io import atomic_path, atomic_write_text  # noqa: E402,F401 (re-exported)
+
 CLASSIFICATION_CSV = "classification.csv"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
-
-    The temporary name keeps the suffix so that writers which infer the format from it
-    (matplotlib, PIL) still work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers never see a half-written file."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def json_safe(obj: Any) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nnunet_phyjoint.atomic_io import replace_folder
 from nnunet_phyjoint.evaluation.io import CLASSIFICATION_CSV, list_pngs, read_mask, read_predicted_classes
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
@@ -133,7 +133,7 @@ def export_submission(
         for cid in sorted(masks, key=lambda c: image_ids[c]):
             writer.writerow([image_ids[cid], CHALLENGE_LABELS[classes[cid]]])
         (tmp / "classification.csv").write_text(buf.getvalue(), encoding="utf-8")
-        _replace_dir(tmp, out_dir)
+        replace_folder(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -173,16 +173,3 @@ def _locate(original: str, roots: list[Path], cid: str, required: bool) -> Path 
     return None
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``; an existing ``target`` is swapped out first and removed after."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old)

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nnunet_phyjoint.atomic_io import replace_folder
 from nnunet_phyjoint.quantization.packing import pack_weights, tensor_bytes, unpack_weights
 from nnunet_phyjoint.quantization.qat import (
     DEFAULT_LAYER_TYPES,
@@ -83,7 +84,7 @@ def export_model_folder(model_folder: Path, bits: int, out: Path, folds: Iterabl
             report["folds"][str(fold)] = _export_fold(checkpoint_path, plans, dataset_json, fold, bits,
                                                       staging / f"fold_{fold}")
         _apply_default_permissions(staging)
-        _replace_folder(staging, out)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -290,16 +291,6 @@ def _apply_default_permissions(folder: Path) -> None:
     folder.chmod(0o777 & ~umask)
     for path in folder.rglob("*"):
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def _replace_folder(staging: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_json(path: Path) -> dict:

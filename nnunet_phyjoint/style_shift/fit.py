@@ -14,7 +14,6 @@ Saved to ``$nnUNet_preprocessed/DatasetXXX/phyjoint_style/<plans>__<configuratio
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
+from nnunet_phyjoint.atomic_io import replace_folder
 from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed, resolve_dataset_folder
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
@@ -143,17 +143,6 @@ def fit_decoder_on_bank(
     return history
 
 
-def _replace_folder_atomically(tmp: Path, final: Path) -> None:
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def save_style_decoder(folder: Path, decoder: StyleDecoder, record: dict) -> Path:
     """Write ``decoder.safetensors`` + ``record.json`` into ``folder`` via a temporary sibling folder."""
     from safetensors.torch import save_file
@@ -166,7 +155,7 @@ def save_style_decoder(folder: Path, decoder: StyleDecoder, record: dict) -> Pat
         save_file(state, str(tmp / DECODER_FILE))
         with open(tmp / RECORD_FILE, "w") as f:
             json.dump({**record, "decoder": asdict(decoder.config)}, f, indent=2)
-        _replace_folder_atomically(tmp, folder)
+        replace_folder(tmp, folder)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
