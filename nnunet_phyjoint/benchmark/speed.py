@@ -23,6 +23,19 @@ from nnunet_phyjoint.paths import preprocessed_dir
 
 
 # ---------------------------------------------------------------------------------------- memory
+def _timed_call(fn, *args, device: torch.device) -> float:
+    """Seconds ``fn(*args)`` takes, with CUDA work finished before and after (kernels run asynchronously)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn(*args)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
 def reset_peak_memory(device) -> bool:
     """Reset the peak-memory counter; False when the CPU peak cannot be reset (then it is the process peak)."""
     import torch
@@ -145,13 +158,7 @@ def measure_inference(spec: ModelSpec, images: list, device, mirroring: bool) ->
     reset_ok = reset_peak_memory(device)
     times = []
     for image in images:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        predictor.predict_sliding_window_return_logits(image)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(_timed_call(predictor.predict_sliding_window_return_logits, image, device=device))
     return {"ms_per_image": 1000 * float(np.mean(times)), "ms_std": 1000 * float(np.std(times)),
             "n_images": len(images), "mirroring": mirroring, "mirror_axes": list(axes),
             "peak_memory_bytes": peak_memory_bytes(device), "peak_reset": reset_ok, "trained_weights": trained}
@@ -197,13 +204,7 @@ def measure_training(spec: ModelSpec, device, steps: int = 3, fold: int = 0) -> 
             reset_ok = reset_peak_memory(device)
             times = []
             for batch in batches[1:]:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                trainer.train_step(batch)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                times.append(time.perf_counter() - start)
+                times.append(_timed_call(trainer.train_step, batch, device=device))
             peak = peak_memory_bytes(device)
             batch_size = int(batches[1]["data"].shape[0])
             optimizer = f"{type(trainer.optimizer).__module__}.{type(trainer.optimizer).__name__}"
