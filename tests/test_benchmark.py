@@ -31,7 +31,7 @@ def test_phyjoint_budget_trainers_cover_every_method_variant():
     from nnunet_phyjoint.training import variants
 
     assert {"PhyJointTrainer", "PhyJointTrainer_noLatentAug", "PhyJointTrainer_INT8", "PhyJointTrainer_INT4",
-            "PhyJointTrainer_AdamW"} <= set(bv.BASE_TRAINERS)
+            "PhyJointTrainer_AdamW", "PhyJointTrainer_lr1e3"} <= set(bv.BASE_TRAINERS)
     # length-only variants and private helpers are not bases
     assert not any(b.endswith(("epoch", "epochs", "_demo")) or b.startswith("_") for b in bv.BASE_TRAINERS)
     for base in bv.BASE_TRAINERS:
