@@ -48,22 +48,32 @@ class _ClassicPhysics(PhyJointTrainer):
 
 
 class PhyJointTrainer_physGain(_ClassicPhysics):
+    """Classic physics augmentation instead of the style shift: random overall gain."""
+
     get_training_transforms = _with_classic_physics("gain")
 
 
 class PhyJointTrainer_physTGC(_ClassicPhysics):
+    """Classic physics augmentation instead of the style shift: random time-gain-compensation curve."""
+
     get_training_transforms = _with_classic_physics("tgc")
 
 
 class PhyJointTrainer_physSpeckle(_ClassicPhysics):
+    """Classic physics augmentation instead of the style shift: speckle re-synthesis."""
+
     get_training_transforms = _with_classic_physics("speckle")
 
 
 class PhyJointTrainer_physDynamicRange(_ClassicPhysics):
+    """Classic physics augmentation instead of the style shift: random displayed dynamic range."""
+
     get_training_transforms = _with_classic_physics("dynamic_range")
 
 
 class PhyJointTrainer_physAll(_ClassicPhysics):
+    """Classic physics augmentation instead of the style shift: gain, TGC, speckle and dynamic range in turn."""
+
     get_training_transforms = _with_classic_physics("all")
 
 
