@@ -20,11 +20,12 @@ def _run(args: argparse.Namespace) -> int:
         ModelSpec, format_speed_table, load_cases, measure_inference, measure_training, validation_case_ids,
     )
     from nnunet_phyjoint.evaluation.io import write_json
-    from nnunet_phyjoint.paths import find_dataset_name
+    from nnunet_phyjoint.paths import find_dataset_name, preprocessed_dir
 
     try:
         name = find_dataset_name(args.dataset_id)
-        log_dir = Path(args.log_dir)
+        # beside the plans those commands write, not in whatever folder the user happens to be in
+        log_dir = Path(args.log_dir) if args.log_dir else preprocessed_dir() / name / "bench_speed_logs"
         runner.ensure_preprocessed(name, args.plans, log_dir)
         runner.ensure_stock_plans(name, log_dir)
         runner.ensure_preprocessed(name, args.stock_plans, log_dir)
@@ -77,5 +78,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fold", type=int, default=0, help="fold whose validation cases (and checkpoint) are used")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     p.add_argument("-o", "--out", default=None, help="also write the measurements as JSON to this file")
-    p.add_argument("--log-dir", default="bench_speed_logs", help="logs of any planning/preprocessing it runs")
+    p.add_argument("--log-dir", default=None,
+                   help="logs of any planning/preprocessing it runs (default $nnUNet_preprocessed/DATASET/bench_speed_logs)")
     p.set_defaults(func=_run)
