@@ -22,7 +22,7 @@ import numpy as np
 from nnunet_phyjoint.paths import preprocessed_dir
 
 
-# ---------------------------------------------------------------------------------------- memory
+# ---------------------------------------------------------------------------------------- timing and memory
 def _timed_call(fn, *args, device: torch.device) -> float:
     """Seconds ``fn(*args)`` takes, with CUDA work finished before and after (kernels run asynchronously)."""
     import torch
@@ -143,7 +143,6 @@ def build_inference_network(spec: ModelSpec, device):
 # ---------------------------------------------------------------------------------------- measurements
 def measure_inference(spec: ModelSpec, images: list, device, mirroring: bool) -> dict[str, Any]:
     """Milliseconds per image at batch 1 with nnU-Net's predictor (one warm-up image first)."""
-    import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     from nnunet_phyjoint.inference.predictor import PhyJointPredictor
@@ -185,8 +184,6 @@ def measure_training(spec: ModelSpec, device, steps: int = 3, fold: int = 0) -> 
     The trainer is built and started as ``nnUNetv2_train`` does it (fold ``fold`` of splits_final.json), one
     warm-up step is not timed, and data loading/augmentation time is excluded.
     """
-    import torch
-
     cls = trainer_class(spec.trainer_name)
     saved_da = os.environ.get("nnUNet_n_proc_DA")
     os.environ["nnUNet_n_proc_DA"] = "0"  # augmentation in this process; it is not what we time

@@ -75,9 +75,10 @@ def _make(base: type, epochs: int) -> type:
     })
 
 
-BASE_TRAINERS: tuple[str, ...] = tuple(cls.__name__ for cls in find_base_trainers())
+_BASES = find_base_trainers()  # once: it imports every training module and walks the subclass tree
+BASE_TRAINERS: tuple[str, ...] = tuple(cls.__name__ for cls in _BASES)
 __all__ = ["EPOCH_BUDGETS", "BASE_TRAINERS", "budget_trainer_name", "find_base_trainers", "is_length_only_variant"]
-for _base in find_base_trainers():
+for _base in _BASES:
     for _n in EPOCH_BUDGETS:
         globals()[budget_trainer_name(_base.__name__, _n)] = _make(_base, _n)
         __all__.append(budget_trainer_name(_base.__name__, _n))
