@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from dataset_conversion.naming import dataset_folder_name
 from dataset_conversion.problems import ConversionError
+from nnunet_phyjoint import atomic_io
 
 
 def _nnunet_folders() -> list[Path]:
@@ -58,20 +56,8 @@ def atomic_folder(target: Path, overwrite: bool) -> Iterator[Path]:
 
     The temporary name starts with a dot so neither nnU-Net nor our id lookup mistakes it for a dataset.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_io.atomic_folder(target) as tmp:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset should not be
-        if target.exists():
-            if not overwrite:
-                raise ConversionError(f"{target} appeared while converting; not replacing it without overwrite")
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if target.exists() and not overwrite:
+            raise ConversionError(f"{target} appeared while converting; not replacing it without overwrite")

@@ -6,28 +6,15 @@ per case, which :func:`nnunet_phyjoint.evaluation.evaluate_folders` scores again
 """
 from __future__ import annotations
 
-import csv
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from nnunet_phyjoint.atomic_io import replace_folder
-from nnunet_phyjoint.evaluation.io import CLASSIFICATION_CSV, CLASSIFICATION_HEADER, list_pngs
-
-
-def _staging_dir(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-
-
-def _read_rows(path: Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
-    if not rows or tuple(h.strip() for h in rows[0]) != CLASSIFICATION_HEADER:
-        raise ValueError(f"{path}: header must be {','.join(CLASSIFICATION_HEADER)}")
-    return [r for r in rows[1:] if r and any(c.strip() for c in r)]
+from nnunet_phyjoint.atomic_io import atomic_folder
+from nnunet_phyjoint.evaluation.io import (
+    CLASSIFICATION_CSV, list_pngs, read_classification_csv, write_classification_csv,
+)
 
 
 def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) -> dict[str, Any]:
@@ -56,29 +43,21 @@ def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) 
         raise FileNotFoundError(f"no validation predictions in folds {folds} of {model_folder}")
     with_classification = len(csv_files) == len(folds)
 
-    staging = _staging_dir(out)
-    try:
+    with atomic_folder(out) as staging:
         for case, path in sources.items():
             shutil.copy2(path, staging / path.name)
         if with_classification:
-            rows = {}
+            probabilities = {}
             for f in csv_files:
-                for row in _read_rows(f):
-                    if row[0] in rows:
-                        raise ValueError(f"{f}: case {row[0]} appears in more than one fold's classification.csv")
-                    rows[row[0]] = row
-            missing = sorted(set(case_fold) - set(rows))
+                for case, probs in read_classification_csv(f).items():
+                    if case in probabilities:
+                        raise ValueError(f"{f}: case {case} appears in more than one fold's classification.csv")
+                    probabilities[case] = probs
+            missing = sorted(set(case_fold) - set(probabilities))
             if missing:
                 raise ValueError(f"{len(missing)} validation case(s) of {model_folder} have no classification row: "
                                  f"{missing[:5]}")
-            with open(staging / CLASSIFICATION_CSV, "w", newline="") as fh:
-                writer = csv.writer(fh, lineterminator="\n")
-                writer.writerow(CLASSIFICATION_HEADER)
-                writer.writerows(rows[c] for c in sorted(rows))
-        replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            write_classification_csv(staging / CLASSIFICATION_CSV, probabilities)
     return {"cases": sorted(case_fold), "case_fold": case_fold, "classification": with_classification}
 
 
@@ -96,8 +75,7 @@ def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path) -
     if labels.is_dir() and sorted(p.name[: -len(ending)] for p in labels.iterdir()) == case_ids \
             and (out / "dataset.json").is_file():
         return labels
-    staging = _staging_dir(out)
-    try:
+    with atomic_folder(out) as staging:
         (staging / "labelsTr").mkdir()
         for case in case_ids:
             src = raw_dataset / "labelsTr" / f"{case}{ending}"
@@ -105,10 +83,6 @@ def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path) -
                 raise FileNotFoundError(f"{src} not found (case {case} has a prediction but no label)")
             shutil.copy2(src, staging / "labelsTr" / src.name)
         shutil.copy2(raw_dataset / "dataset.json", staging / "dataset.json")
-        replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return labels
 
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nnunet_phyjoint.benchmark.table import metric_entry
-from nnunet_phyjoint.evaluation.io import atomic_path
+from nnunet_phyjoint.atomic_io import atomic_path
 
 FIG_METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DSC\nlesion-only", ("segmentation", "dsc", "lesion_only")),

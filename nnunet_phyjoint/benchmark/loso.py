@@ -11,13 +11,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.benchmark.arms import Arm
 from nnunet_phyjoint.paths import raw_dir
 
@@ -47,18 +47,13 @@ def loso_dataset(source_name: str, target_id: int) -> str:
         return existing[0].name
     name = f"{prefix}{source_name[11:]}LOSO"
     target = raw_dir() / name
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=raw_dir()))
-    try:
+    with atomic_folder(target) as staging:
         shutil.copytree(raw_dir() / source_name, staging, copy_function=_link_or_copy, dirs_exist_ok=True)
         dj = json.loads((staging / "dataset.json").read_text())
         dj["name"] = f"{dj.get('name', source_name[11:])}LOSO"
         dj[COPY_KEY] = source_name
         (staging / "dataset.json").unlink()  # a hard link to the source's file: replace, never edit in place
         write_json(staging / "dataset.json", dj)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(f"[loso] copied {source_name} to {target}", flush=True)
     return name
 
@@ -102,7 +97,8 @@ def run_loso(cfg, source_name: str, arms: list[Arm], skipped: list[tuple[str, st
     from nnunet_phyjoint.benchmark.figures import plot_loso
     from nnunet_phyjoint.benchmark.pipeline import _machine, _plans_of, prepare, train_all
     from nnunet_phyjoint.benchmark.table import loso_markdown_table, render_report
-    from nnunet_phyjoint.evaluation.io import atomic_write_text, write_json
+    from nnunet_phyjoint.atomic_io import atomic_write_text
+    from nnunet_phyjoint.evaluation.io import write_json
     from nnunet_phyjoint.splits import leave_one_scanner_out_splits, write_splits
 
     started = time.perf_counter()

@@ -100,7 +100,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     from nnunet_phyjoint.benchmark.costs import arm_costs
     from nnunet_phyjoint.benchmark.figures import plot_arms
     from nnunet_phyjoint.benchmark.table import markdown_table, render_report
-    from nnunet_phyjoint.evaluation.io import atomic_write_text, write_json
+    from nnunet_phyjoint.atomic_io import atomic_write_text
+    from nnunet_phyjoint.evaluation.io import write_json
 
     started = time.perf_counter()
     arms, skipped = resolve_arms(cfg.arms, cfg.epochs)

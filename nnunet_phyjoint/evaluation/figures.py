@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nnunet_phyjoint.evaluation.io import atomic_path
+from nnunet_phyjoint.atomic_io import atomic_path
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
 

@@ -16,11 +16,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from nnunet_phyjoint.atomic_io import atomic_write_text
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
 CLASSIFICATION_HEADER: tuple[str, ...] = ("case_id", "predicted_class", *(f"prob_{c}" for c in CLASS_NAMES))
-from nnunet_phyjoint.atomic_io import atomic_path, atomic_write_text  # noqa: E402,F401 (re-exported)
-
 CLASSIFICATION_CSV = "classification.csv"
 
 

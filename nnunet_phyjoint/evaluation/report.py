@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nnunet_phyjoint.evaluation.io import atomic_write_text, write_json
+from nnunet_phyjoint.atomic_io import atomic_write_text
+from nnunet_phyjoint.evaluation.io import write_json
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnunet_phyjoint.atomic_io import replace_folder
+from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.evaluation.io import CLASSIFICATION_CSV, list_pngs, read_mask, read_predicted_classes
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
@@ -113,9 +111,7 @@ def export_submission(
                 raise ValueError(f"cases {seen[iid]} and {cid} both map to image_id {iid} in {cases_json}")
             seen[iid] = cid
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         (tmp / "segmentation").mkdir()
         for cid in tqdm(sorted(masks), desc="export", unit="case", disable=not progress, leave=False):
             mask = read_mask(masks[cid])
@@ -133,10 +129,6 @@ def export_submission(
         for cid in sorted(masks, key=lambda c: image_ids[c]):
             writer.writerow([image_ids[cid], CHALLENGE_LABELS[classes[cid]]])
         (tmp / "classification.csv").write_text(buf.getvalue(), encoding="utf-8")
-        replace_folder(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir
 
 

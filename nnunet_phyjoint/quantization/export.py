@@ -21,14 +21,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nnunet_phyjoint.atomic_io import replace_folder
+from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.quantization.packing import pack_weights, tensor_bytes, unpack_weights
 from nnunet_phyjoint.quantization.qat import (
     DEFAULT_LAYER_TYPES,
@@ -72,9 +71,7 @@ def export_model_folder(model_folder: Path, bits: int, out: Path, folds: Iterabl
     plans = _read_json(model_folder / "plans.json")
     dataset_json = _read_json(model_folder / "dataset.json")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:
         for name in COPIED_JSON:
             if (model_folder / name).is_file():
                 shutil.copy2(model_folder / name, staging / name)
@@ -84,10 +81,6 @@ def export_model_folder(model_folder: Path, bits: int, out: Path, folds: Iterabl
             report["folds"][str(fold)] = _export_fold(checkpoint_path, plans, dataset_json, fold, bits,
                                                       staging / f"fold_{fold}")
         _apply_default_permissions(staging)
-        replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if verbose:
         print(format_size_report(report))
     return report

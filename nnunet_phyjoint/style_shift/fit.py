@@ -14,8 +14,6 @@ Saved to ``$nnUNet_preprocessed/DatasetXXX/phyjoint_style/<plans>__<configuratio
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from nnunet_phyjoint.atomic_io import replace_folder
+from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed, resolve_dataset_folder
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
@@ -148,17 +146,11 @@ def save_style_decoder(folder: Path, decoder: StyleDecoder, record: dict) -> Pat
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         state = {k: v.detach().to("cpu").contiguous() for k, v in decoder.state_dict().items()}
         save_file(state, str(tmp / DECODER_FILE))
         with open(tmp / RECORD_FILE, "w") as f:
             json.dump({**record, "decoder": asdict(decoder.config)}, f, indent=2)
-        replace_folder(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
