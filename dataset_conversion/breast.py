@@ -7,6 +7,7 @@ from pathlib import Path
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
 from dataset_conversion.duplicates import DEFAULT_THRESHOLD
+from dataset_conversion.layout import child, no_layout_error
 from dataset_conversion.naming import CaseIdAllocator
 from dataset_conversion.problems import ConversionError, ProblemLog
 from dataset_conversion.tables import read_table
@@ -17,6 +18,8 @@ SCANNER = "BrEaST"
 REQUIRED = ("image_filename", "mask_tumor_filename", "classification")
 _EMPTY = {"", "-", "nan", "none", "n/a", "na"}
 _OTHER = re.compile(r"_other\d*$", re.IGNORECASE)
+IMAGES_FOLDER = "BrEaST-Lesions_USG-images_and_masks"  # the download: this folder beside the clinical-data xlsx
+_CASE_IMAGE = re.compile(r"^case\d+\.png$", re.IGNORECASE)
 
 
 def split_names(cell: str) -> list[str]:
@@ -46,16 +49,41 @@ def find_metadata(source: Path) -> Path:
     return usable[0]
 
 
+def _holds_case_images(folder: Path) -> bool:
+    return folder.is_dir() and any(p.is_file() and _CASE_IMAGE.match(p.name) for p in folder.iterdir())
+
+
+def find_image_folder(source: Path) -> Path:
+    """The folder of ``caseNNN.png``: ``source`` itself, its ``BrEaST-Lesions_USG-images_and_masks/``, or its
+    one sub-folder that holds such images; otherwise an error naming each layout tried and what is there."""
+    if not source.is_dir():
+        raise ConversionError(f"source folder {source} does not exist or is not a folder")
+    if _holds_case_images(source):
+        return source
+    named = child(source, IMAGES_FOLDER)
+    if named is not None and _holds_case_images(named):
+        return named
+    inner = [p for p in sorted(source.iterdir()) if not p.name.startswith(".") and _holds_case_images(p)]
+    if len(inner) == 1:
+        return inner[0]
+    several = f" (found {len(inner)}: {', '.join(p.name + '/' for p in inner)})" if inner else ""
+    raise no_layout_error(source, "BrEaST", [
+        f"caseNNN.png (+ _tumor/_other masks) directly in {source}, the xlsx in it or in the folder above",
+        f"{source}/{IMAGES_FOLDER}/caseNNN.png with the xlsx in {source} (the published download)",
+        f"caseNNN.png in exactly one other folder below {source}{several}",
+    ])
+
+
 def _with_suffix(name: str) -> str:
     return name if Path(name).suffix else f"{name}.png"
 
 
 def find_cases(source: Path, log: ProblemLog, metadata: Path | None = None) -> list[SourceCase]:
-    if not source.is_dir():
-        raise ConversionError(f"source folder {source} does not exist or is not a folder")
-    metadata = Path(metadata) if metadata else find_metadata(source)
+    """BrEaST cases of ``source`` (the flat image folder, or the folder that holds it and the xlsx)."""
+    folder = find_image_folder(source)
+    metadata = Path(metadata) if metadata else find_metadata(folder)  # in the image folder or the one above
     table = read_table(metadata, REQUIRED)
-    files = {p.name: p for p in sorted(source.iterdir()) if p.is_file() and not p.name.startswith(".")}
+    files = {p.name: p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
     referenced: set[str] = set()
     new_id = CaseIdAllocator("BrEaST")
     cases, rows_of_image = [], {}
@@ -75,7 +103,7 @@ def find_cases(source: Path, log: ProblemLog, metadata: Path | None = None) -> l
             continue
         rows_of_image[image] = n
         if image not in files:
-            log.skip(metadata, f"{where}: image {image} not found in {source}")
+            log.skip(metadata, f"{where}: image {image} not found in {folder}")
             continue
         if label not in CLASS_NAMES:
             log.skip(files[image], f"{where}: unknown classification {row['classification']!r}")
@@ -110,7 +138,9 @@ def convert_breast(source: Path, dataset_id: int, name: str | None = None, overw
                    duplicate_threshold: int = DEFAULT_THRESHOLD, quiet: bool = False) -> Path:
     """Convert BrEaST; only ``Mask_tumor_filename`` masks (``&``-joined, merged by OR) are lesions.
 
-    ``metadata`` is the xlsx or a CSV export of it; by default the one found in or beside ``source``.
+    ``source`` is the flat folder of ``caseNNN.png`` or the folder that holds it
+    (``BrEaST-Lesions_USG-images_and_masks/``) and the xlsx, as published. ``metadata`` is the xlsx
+    or a CSV export of it; by default the one in the image folder or the folder above it.
     """
     source = Path(source)
     log = ProblemLog(source, strict)

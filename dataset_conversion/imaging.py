@@ -68,10 +68,14 @@ def to_grey(arr: np.ndarray) -> tuple[np.ndarray, bool]:
     return grey, doppler
 
 
+def grey_pixels(im: Image.Image, path: Path) -> tuple[np.ndarray, bool]:
+    """Single-channel uint8 pixels of an opened image and a Doppler/colour flag (the converters' conversion)."""
+    return to_grey(_pixels(im, path))
+
+
 def read_grey_image(path: Path) -> tuple[np.ndarray, bool]:
     """Single-channel uint8 image from ``path`` and a Doppler/colour flag."""
-    im = open_image(path)
-    return to_grey(_pixels(im, path))
+    return grey_pixels(open_image(path), path)
 
 
 def read_mask_pixels(path: Path) -> np.ndarray:

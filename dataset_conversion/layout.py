@@ -24,8 +24,31 @@ def dataset_root(source: Path, must_hold: tuple[str, ...], what: str) -> Path:
     inner = [p for p in sorted(source.iterdir()) if p.is_dir() and all(child(p, n) for n in must_hold)]
     if len(inner) == 1:
         return inner[0]
+    several = f" ({len(inner)} folders below it hold them: {', '.join(p.name for p in inner)})" if inner else ""
     raise ConversionError(f"{source} does not look like {what}: expected {', '.join(n + '/' for n in must_hold)} "
-                          f"in it or in one folder below it")
+                          f"in it or in one folder below it{several}; found instead: {describe_contents(source)}")
+
+
+def describe_contents(folder: Path, limit: int = 6) -> str:
+    """What ``folder`` holds at its top level, for error messages: ``'2 folders (a/, b/), 1 file (x.csv)'``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "no such folder"
+    entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+    parts = []
+    for names, word in (([p.name + "/" for p in entries if p.is_dir()], "folder"),
+                        ([p.name for p in entries if not p.is_dir()], "file")):
+        if names:
+            shown = ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+            parts.append(f"{len(names)} {word}{'s' if len(names) != 1 else ''} ({shown})")
+    return ", ".join(parts) or "nothing (an empty folder)"
+
+
+def no_layout_error(source: Path, what: str, tried: list[str]) -> ConversionError:
+    """The error of a converter that recognises none of its layouts: each layout tried, then what is there."""
+    listed = "".join(f"\n  - {t}" for t in tried)
+    return ConversionError(f"{source} does not look like {what}; layouts tried:{listed}\n"
+                           f"found instead: {describe_contents(source)}")
 
 
 def truthy(text: str) -> bool:

@@ -16,6 +16,19 @@ CASES_JSON = "cases.json"
 _MASK_LIKE = re.compile(r"_(mask(_\d+)?|tumor|other\d*)$", re.IGNORECASE)
 
 
+def candidate_images(source: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The image files below ``source`` that :func:`convert_images` converts, and the files it leaves out (why)."""
+    images, left_out = [], []
+    for f in source_files(Path(source)):
+        if f.suffix.lower() not in IMAGE_SUFFIXES:
+            left_out.append((f, "not an image file"))
+        elif _MASK_LIKE.search(f.stem):
+            left_out.append((f, "named like a mask"))
+        else:
+            images.append(f)
+    return images, left_out
+
+
 def convert_images(source: Path, out: Path, overwrite: bool = False, strict: bool = False, *,
                    quiet: bool = False) -> Path:
     """Write every image below ``source`` as ``out/<case>_0000.png`` and ``out/cases.json`` (case id -> file).
@@ -27,20 +40,14 @@ def convert_images(source: Path, out: Path, overwrite: bool = False, strict: boo
     from tqdm import tqdm
 
     source, out = Path(source), Path(out)
-    files = source_files(source)
+    images, left_out = candidate_images(source)
     if out.resolve().is_relative_to(source.resolve()):
         raise ConversionError(f"output folder {out} lies inside the source folder {source}; the source is never modified")
     if out.exists() and not overwrite:
         raise ConversionError(f"{out} already exists; pass --overwrite (overwrite=True) to replace it")
     log = ProblemLog(source, strict)
-    images = []
-    for f in files:
-        if f.suffix.lower() not in IMAGE_SUFFIXES:
-            log.ignore(f, "not an image file")
-        elif _MASK_LIKE.search(f.stem):
-            log.ignore(f, "named like a mask")
-        else:
-            images.append(f)
+    for f, reason in left_out:
+        log.ignore(f, reason)
     if not images:
         raise ConversionError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {source}")
     new_id = CaseIdAllocator()

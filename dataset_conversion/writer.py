@@ -18,6 +18,13 @@ from dataset_conversion.target import atomic_folder, dataset_target
 
 # Reads one mask file: the lesion pixels, and the classes its colours encode (empty when colours carry none).
 MaskDecoder = Callable[[Path], tuple[np.ndarray, set[str]]]
+# What each converter looks for, named in the error when a source holds none of it
+EXPECTED_LAYOUTS = {
+    "precise": "class folders benign/, malignant/, normal/ (also under images/Train/, images/Val/) with "
+               "PACE_<subject>_<code>_<tag>.png + _mask.png",
+    "busi": "[Dataset_BUSI_with_GT/]benign|malignant|normal/<class> (N).png + <class> (N)_mask.png",
+    "curated-busi": "[Dataset_BUSI_with_GT/]benign|malignant|normal/<class> (N).png + <class> (N)_mask.png",
+}
 CHANNEL_NAME = "zscore"  # nnU-Net picks its normalisation by channel name; this one means z-score explicitly
 
 
@@ -115,9 +122,13 @@ def write_dataset(
 
     target = dataset_target(dataset_id, name, overwrite)
     if not cases:
+        from dataset_conversion.layout import describe_contents
+
         raise ConversionError(
             f"no cases found in {log.source_root} for the {source} layout"
             + (f" ({len(log.skipped)} files skipped: first {log.skipped[0]})" if log.skipped else "")
+            + f"; found instead: {describe_contents(log.source_root)}"
+            + (f"; expected: {EXPECTED_LAYOUTS[source]}" if source in EXPECTED_LAYOUTS else "")
         )
     metas: list[CaseMeta] = []
     hashes: dict[str, int] = {}

@@ -55,3 +55,46 @@ def find_dataset_name(dataset_id: int | str, base: Path | None = None) -> str:
             if hits:
                 return hits[0]
     raise FileNotFoundError(f"no Dataset{did:03d}_* folder in {[str(b) for b in bases]}")
+
+
+def trainers_dir() -> Path:
+    """The installed folder of thin trainer modules that ``nnUNet_extTrainer`` must name.
+
+    That is the package ``nnunet_phyjoint.trainers`` (the repository's ``trainers/``, mapped into the
+    package by pyproject.toml), wherever it is installed: site-packages for a wheel, the checkout for
+    an editable install.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("nnunet_phyjoint.trainers")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))).resolve()
+    # an editable install made before trainers/ was mapped into the package still finds the checkout's folder
+    import nnunet_phyjoint
+
+    checkout = Path(nnunet_phyjoint.__file__).resolve().parent.parent / "trainers"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError("nnunet_phyjoint.trainers is not installed and there is no trainers/ folder beside "
+                            f"{checkout.parent}; reinstall nnunet-phyjoint")
+
+
+def ext_trainer_value(current: str | None = None) -> str:
+    """``nnUNet_extTrainer`` with our installed trainers folder first and the other folders kept after it.
+
+    First, because nnU-Net takes the first folder that has a class of the requested name: a folder
+    of an earlier install (an old checkout, say) that is still exported must not shadow this one.
+    """
+    ours = trainers_dir()
+    value = os.environ.get("nnUNet_extTrainer", "") if current is None else current
+    kept = [p for p in value.split(os.pathsep) if p and Path(p).resolve() != ours]
+    return os.pathsep.join([str(ours), *kept])
+
+
+def ensure_trainers_on_ext_path() -> None:
+    """Put our trainers folder first on ``nnUNet_extTrainer`` in this process (nnU-Net reads it at lookup time).
+
+    So that predicting from a model folder finds its trainer by name even when the shell still
+    exports the folder of an earlier install.
+    """
+    os.environ["nnUNet_extTrainer"] = ext_trainer_value()

@@ -72,21 +72,24 @@ def expected_skipped(meta):
     ])
 
 
-def check(out, src, meta_name, meta_rel):
+def check(out, src, meta_name, meta_rel, prefix=""):
+    """``src``: the image folder; ``prefix``: the image folder relative to the converted source (download layout)."""
     dj, report = read_dataset(out)
     cases = dj["phyjoint"]["cases"]
     assert {c: (m["class"], m["patient"], m["scanner"]) for c, m in cases.items()} == EXPECTED_CASES
     merged = load_png(out / "labelsTr" / "BrEaST_case002.png")
     assert (merged == (lesion(0, 0) | lesion(25, 30))).all()  # both tumors, and not the 'other' finding
-    assert cases["BrEaST_case002"]["source_files"] == ["case002.png", "case002_tumor1.png", "case002_tumor2.png"]
+    assert cases["BrEaST_case002"]["source_files"] == \
+        [prefix + n for n in ("case002.png", "case002_tumor1.png", "case002_tumor2.png")]
     assert load_png(out / "labelsTr" / "BrEaST_case003.png").max() == 0
     assert (load_png(out / "labelsTr" / "BrEaST_case004.png") == lesion(5, 30)).all()
     got = sorted((p["file"], p["reason"]) for p in report["skipped"])
-    want = sorted((meta_rel if f == meta_name else f, r.replace("{src}", str(src))) for f, r in expected_skipped(meta_name))
+    want = sorted((meta_rel if f == meta_name else prefix + f, r.replace("{src}", str(src)))
+                  for f, r in expected_skipped(meta_name))
     assert got == want
     ignored = {p["file"]: p["reason"] for p in report["ignored"]}
-    assert ignored["case002_other1.png"] == "'other' finding of case002.png (not a lesion)"
-    assert ignored["case009_other1.png"].startswith("'other' finding mask without a row")
+    assert ignored[prefix + "case002_other1.png"] == "'other' finding of case002.png (not a lesion)"
+    assert ignored[prefix + "case009_other1.png"].startswith("'other' finding mask without a row")
 
 
 def test_breast_with_xlsx_found_beside_the_folder(tmp_path, nnunet_env):
@@ -119,4 +122,46 @@ def test_breast_metadata_problems(tmp_path, nnunet_env):
     (tmp_path / "m.csv").write_text("Image_filename,Classification\ncase001.png,benign\n")
     with pytest.raises(ConversionError, match="m.csv: no header row .*missing: mask_tumor_filename"):
         convert_breast(src, 803, metadata=tmp_path / "m.csv", quiet=True)
+    assert list(nnunet_env["nnUNet_raw"].iterdir()) == []
+
+
+def test_breast_as_downloaded_folder_beside_the_xlsx(tmp_path, nnunet_env, capsys):
+    """The public download: SOURCE holds the clinical-data xlsx and BrEaST-Lesions_USG-images_and_masks/."""
+    from nnunet_phyjoint.cli import main
+
+    src = make_breast(tmp_path / "download")
+    before = tree_digest(tmp_path / "download")
+    assert main(["convert", "breast", str(tmp_path / "download"), "-d", "804"]) == 0
+    assert "Dataset804_BrEaST: 4 cases" in capsys.readouterr().out
+    meta = "BrEaST-Lesions-USG-clinical-data.xlsx"  # inside the converted source: named relative to it
+    check(nnunet_env["nnUNet_raw"] / "Dataset804_BrEaST", src, meta, meta, prefix=f"{src.name}/")
+    assert tree_digest(tmp_path / "download") == before
+
+
+def test_breast_image_folder_under_another_name(tmp_path, nnunet_env):
+    src = make_breast(tmp_path / "s")
+    renamed = src.rename(src.parent / "images")  # unpacked under another name: still the one folder of caseNNN.png
+    out = convert_breast(tmp_path / "s", 805, quiet=True)
+    check(out, renamed, "BrEaST-Lesions-USG-clinical-data.xlsx", "BrEaST-Lesions-USG-clinical-data.xlsx",
+          prefix="images/")
+
+
+def test_breast_unknown_layout_lists_what_was_tried_and_found(tmp_path, nnunet_env):
+    src = tmp_path / "wrong"
+    save(texture(1), src / "scan_01.png")
+    (src / "notes.txt").write_text("x")
+    (src / "masks").mkdir()
+    with pytest.raises(ConversionError) as e:
+        convert_breast(src, 806, quiet=True)
+    text = str(e.value)
+    assert f"{src} does not look like BrEaST; layouts tried:" in text
+    assert "caseNNN.png (+ _tumor/_other masks) directly in" in text
+    assert "BrEaST-Lesions_USG-images_and_masks/caseNNN.png with the xlsx" in text
+    assert "found instead: 1 folder (masks/), 2 files (notes.txt, scan_01.png)" in text
+    for name in ("a", "b"):
+        save(texture(2), src / name / "case001.png")
+    with pytest.raises(ConversionError, match=r"exactly one other folder below .* \(found 2: a/, b/\)"):
+        convert_breast(src, 806, quiet=True)
+    with pytest.raises(ConversionError, match="does not exist"):
+        convert_breast(tmp_path / "nope", 806, quiet=True)
     assert list(nnunet_env["nnUNet_raw"].iterdir()) == []

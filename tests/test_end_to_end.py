@@ -186,3 +186,36 @@ def test_quantized_training_export_and_predict(pipeline):
         np.testing.assert_allclose(probs(packed[case]), probs(qat[case]), atol=1e-5)
         np.testing.assert_array_equal(np.array(Image.open(root / "q_packed" / f"{case}.png")),
                                       np.array(Image.open(root / "q_qat" / f"{case}.png")))
+
+
+def test_predict_checks_inputs_rgb_truncated_and_good(pipeline):
+    """An RGB PNG, a truncated PNG and two good images: three predictions (the RGB one converted), one named skip."""
+    root, env = pipeline["root"], pipeline["env"]
+    images = sorted((root / "nnUNet_raw" / "Dataset990_E2E" / "imagesTr").iterdir())
+    src = root / "mixed_inputs"
+    src.mkdir()
+    (src / "good1_0000.png").write_bytes(images[2].read_bytes())
+    (src / "good2_0000.png").write_bytes(images[0].read_bytes())
+    Image.open(images[2]).convert("RGB").save(src / "colour_0000.png")  # good1 as RGB (BUSI ships RGB PNGs)
+    data = images[3].read_bytes()
+    (src / "broken_0000.png").write_bytes(data[: len(data) // 2])
+    common = ["-d", DS, "-c", "2d", "-tr", TRAINER, "-p", "PhyJointPlans", "-device", "cpu", "-npp", "1", "-nps", "1",
+              "-f", "0"]
+
+    strict = subprocess.run([str(BIN / "phyjoint"), "predict", "--strict", "-i", str(src), "-o", str(root / "strict"),
+                             *common], capture_output=True, text=True, env=env)
+    assert strict.returncode == 1 and "broken_0000.png" in strict.stderr and not (root / "strict").exists()
+
+    proc = subprocess.run([str(BIN / "phyjoint"), "predict", "-i", str(src), "-o", str(root / "mixed"), *common],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = root / "mixed"
+    assert sorted(p.name for p in out.glob("*.png")) == ["colour.png", "good1.png", "good2.png"]
+    table = read_csv(out / "classification.csv")
+    assert sorted(table) == ["colour", "good1", "good2"]
+    # grey -> RGB -> grey the converters' way is the identity, so the RGB copy is predicted exactly like good1
+    np.testing.assert_array_equal(np.array(Image.open(out / "colour.png")), np.array(Image.open(out / "good1.png")))
+    np.testing.assert_allclose(probs(table["colour"]), probs(table["good1"]), atol=1e-6)
+    assert "[input check] colour_0000.png: RGB image converted to grey" in proc.stdout
+    assert "skipping broken_0000.png: unreadable or truncated image" in proc.stdout
+    assert "3 cases predicted, 1 converted to grey, 1 skipped" in proc.stdout

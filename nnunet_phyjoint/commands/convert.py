@@ -36,19 +36,30 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
+    """Check every image first (``--strict``: stop before writing anything), convert; 3 when files were skipped."""
+    import json
+
     from dataset_conversion import ConversionError, convert_images
+    from dataset_conversion.report import REPORT_NAME
+    from dataset_conversion.unlabeled import candidate_images
+    from nnunet_phyjoint.inference.input_check import EXIT_SKIPPED, check_files, log_checks, strict_error
 
     try:
-        convert_images(Path(args.source), Path(args.out), overwrite=args.overwrite, strict=args.strict)
+        report = check_files(candidate_images(Path(args.source))[0], root=Path(args.source))
+        log_checks(report)
+        if args.strict and report.skipped:
+            print(strict_error(report, "phyjoint convert images"), file=sys.stderr)
+            return 1
+        out = convert_images(Path(args.source), Path(args.out), overwrite=args.overwrite, strict=args.strict)
     except ConversionError as e:
         print(f"phyjoint convert images: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    return EXIT_SKIPPED if json.loads((out / REPORT_NAME).read_text())["skipped"] else 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
+    p.add_argument("--strict", action="store_true", help="make a bad file fatal instead of skipping it (nothing is written)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,29 +6,20 @@ import os
 import shlex
 from pathlib import Path
 
+from nnunet_phyjoint.paths import ext_trainer_value, trainers_dir
 
-def trainers_dir() -> Path:
-    """The folder of thin trainer modules that ``nnUNet_extTrainer`` must name."""
-    import nnunet_phyjoint
-
-    here = Path(nnunet_phyjoint.__file__).resolve().parent
-    for candidate in (here.parent / "trainers", here / "_trainers"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"cannot find the trainers/ folder next to {here}")
+__all__ = ["env_lines", "register", "trainers_dir"]  # trainers_dir: imported from here by the benchmark runner
 
 
 def env_lines(workdir: Path) -> list[str]:
+    """``export`` lines for nnU-Net's three folders under ``workdir`` and for ``nnUNet_extTrainer``."""
     workdir = workdir.resolve()
-    ext = str(trainers_dir())
-    existing = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p and p != ext]
-    lines = [
+    return [
         f"export nnUNet_raw={shlex.quote(str(workdir / 'nnUNet_raw'))}",
         f"export nnUNet_preprocessed={shlex.quote(str(workdir / 'nnUNet_preprocessed'))}",
         f"export nnUNet_results={shlex.quote(str(workdir / 'nnUNet_results'))}",
-        f"export nnUNet_extTrainer={shlex.quote(os.pathsep.join([ext, *existing]))}",
+        f"export nnUNet_extTrainer={shlex.quote(ext_trainer_value())}",
     ]
-    return lines
 
 
 def _run(args: argparse.Namespace) -> int:

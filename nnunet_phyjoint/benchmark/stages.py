@@ -1,0 +1,101 @@
+"""Stages shared by both benchmark protocols: the config, plans + preprocessing, training every arm x fold.
+
+Both :mod:`.pipeline` (cross-validation) and :mod:`.loso` (leave one scanner out) call these; neither
+protocol module imports the other's internals, so calls flow pipeline → loso → stages.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnunet_phyjoint.benchmark import runner
+from nnunet_phyjoint.benchmark.arms import (
+    PHYJOINT_PLANS, STOCK_ON_PHYJOINT_INPUT_PLANS, STOCK_PLANNERS, Arm,
+)
+from nnunet_phyjoint.benchmark.budget import Budget
+
+
+@dataclass
+class BenchmarkConfig:
+    """What ``phyjoint benchmark`` runs. The budget is ``epochs`` unless ``minutes_per_fold`` is set."""
+
+    dataset: str
+    out: Path
+    folds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    epochs: int = 10
+    arms: list[str] | None = None
+    device: str = "cpu"
+    encoder: str = "tf_efficientnet_b6"
+    size: int = 256
+    batch_size: int = 16
+    phyjoint_plans: str = PHYJOINT_PLANS
+    num_processes: int = 1
+    n_bootstrap: int = 1000
+    n_speed_images: int = 4
+    leave_one_scanner_out: bool = False
+    loso_dataset_id: int | None = None
+    minutes_per_fold: int | None = None  # equal wall-clock budget instead of equal epochs
+
+    @property
+    def budget(self) -> Budget:
+        """The training budget of every arm: ``minutes_per_fold`` when set, else ``epochs``."""
+        if self.minutes_per_fold is not None:
+            return Budget.minutes(self.minutes_per_fold)
+        return Budget.epochs(self.epochs)
+
+
+def machine_info() -> dict[str, Any]:
+    """Platform, Python, torch and device facts recorded with every result."""
+    import torch
+
+    return {"platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def plans_of(arm: Arm, cfg: BenchmarkConfig) -> str:
+    """The plans name an arm trains on (the PhyJoint arms follow ``cfg.phyjoint_plans``)."""
+    return cfg.phyjoint_plans if arm.plans == PHYJOINT_PLANS else arm.plans
+
+
+def prepare(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], log_dir: Path) -> None:
+    """Plans and preprocessed data for every plans file the arms use (each step only if missing)."""
+    plans_used = {a.plans for a in arms}
+    runner.ensure_phyjoint_plans(dataset_name, cfg.phyjoint_plans, cfg.encoder, cfg.size, cfg.batch_size,
+                                 cfg.num_processes)
+    runner.ensure_preprocessed(dataset_name, cfg.phyjoint_plans, log_dir, cfg.num_processes)
+    # nnU-Net's own planners (nnUNetPlans; nnUNetResEncUNetMPlans, whose 2d data is nnUNetPlans_2d as well)
+    for plans_name, planner in STOCK_PLANNERS.items():
+        if plans_name in plans_used:
+            runner.ensure_stock_plans(dataset_name, log_dir, plans_name, planner)
+            runner.ensure_preprocessed(dataset_name, plans_name, log_dir, cfg.num_processes)
+    if STOCK_ON_PHYJOINT_INPUT_PLANS in plans_used:
+        runner.ensure_stock_on_phyjoint_input_plans(dataset_name, cfg.phyjoint_plans, STOCK_ON_PHYJOINT_INPUT_PLANS)
+
+
+def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: list[int], log_dir: Path,
+              runs_file: Path) -> dict[str, Any]:
+    """Every arm x fold through ``nnUNetv2_train`` (done folds skipped); run records kept in ``runs_file``."""
+    from nnunet_phyjoint.evaluation.io import write_json
+
+    runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
+    total = len(arms) * len(folds)
+    start = time.perf_counter()
+    for i, arm in enumerate(arms):
+        trainer = arm.trainer(cfg.budget)
+        for j, fold in enumerate(folds):
+            k = i * len(folds) + j + 1
+            label = f"{k}/{total} {arm.name} fold {fold}, {time.perf_counter() - start:.0f} s elapsed"
+            record = runner.train_fold(dataset_name, trainer, plans_of(arm, cfg), fold, cfg.device, log_dir, label)
+            previous = runs.get(f"{arm.name}/{fold}")
+            if record["status"] != "done before" or previous is None or previous.get("trainer") != trainer:
+                runs[f"{arm.name}/{fold}"] = {"trainer": trainer, "plans": plans_of(arm, cfg),
+                                              "budget": cfg.budget.label, **record}
+                write_json(runs_file, runs)
+    return runs
