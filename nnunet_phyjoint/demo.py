@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nnunet_phyjoint.encoders import CPU_ENCODER
+
 TRAIN_ID, TEST_ID = 801, 802
 
 
@@ -23,7 +25,8 @@ class DemoConfig:
     n_test: int = 100
     scanners: int = 4
     size: int = 128
-    encoder: str = "efficientnet_b0"
+    encoder: str = CPU_ENCODER  # ImageNet weights from the offline-weights extra when nothing else has them
+    encoder_weights: str = "auto"
     batch_size: int = 16
     trainer: str = "PhyJointTrainer_demo"
     fold: int = 0
@@ -64,6 +67,24 @@ def set_work_environment(workdir: Path) -> None:
     os.environ.setdefault("nnUNet_compile", "f")
 
 
+def weight_sources(encoder: str, encoder_weights: str) -> str:
+    """Where the encoder's and the VGG-19 descriptor's weights will come from (nothing is loaded here)."""
+    from nnunet_phyjoint.network.encoder_weights import encoder_steps
+    from nnunet_phyjoint.style_shift.vgg_weights import vgg_steps
+    from nnunet_phyjoint.weight_resolution import AUTO, IMAGENET, normalise_request, survey
+
+    lines = []
+    request = normalise_request(encoder_weights)
+    for label, steps, asked in ((f"encoder {encoder}", encoder_steps(encoder), request), ("VGG-19", vgg_steps(), AUTO)):
+        if asked not in (AUTO, IMAGENET):
+            lines.append(f"weights of {label}: {asked}")
+            continue
+        step, candidate, _ = survey(steps)
+        found = f"{step}: {candidate.description}" if candidate else "none found: random (see `phyjoint weights list`)"
+        lines.append(f"weights of {label}: {found}")
+    return "\n".join(lines)
+
+
 def run_demo(cfg: DemoConfig) -> dict:
     """Run every step; returns the evaluation metrics (also written under ``workdir/evaluation``)."""
     from dataset_conversion.precise import convert_precise
@@ -84,8 +105,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     test_ds = _step(cfg, "convert test set", convert_precise, source / "test", TEST_ID, name="SimulatedUSTest",
                     overwrite=True)
     plans = _step(cfg, "plan + split", plan_dataset, TRAIN_ID, encoder=cfg.encoder, size=cfg.size,
-                  batch_size=cfg.batch_size, encoder_weights="auto")
+                  batch_size=cfg.batch_size, encoder_weights=cfg.encoder_weights)
     print(describe_plans(plans))
+    print(weight_sources(cfg.encoder, cfg.encoder_weights))
     _step(cfg, "preprocess", _run, ["nnUNetv2_preprocess", "-d", str(TRAIN_ID), "-plans_name", "PhyJointPlans",
                                     "-c", "2d", "-np", "2"])
     _step(cfg, "train", _run, ["nnUNetv2_train", str(TRAIN_ID), "2d", str(cfg.fold), "-tr", cfg.trainer,

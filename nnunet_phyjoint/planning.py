@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_phyjoint.atomic_io import write_json_atomic
+from nnunet_phyjoint.encoders import DEFAULT_ENCODER
 from nnunet_phyjoint.paths import find_dataset_name, preprocessed_dir
 
 DEFAULT_PLANS_NAME = "PhyJointPlans"
@@ -95,7 +96,7 @@ def _UnsavedPlanner():
     return UnsavedPlanner
 
 
-def plan_dataset(dataset_id: int | str, encoder: str = "efficientnet_b6", size: int = 256, batch_size: int = 16,
+def plan_dataset(dataset_id: int | str, encoder: str = DEFAULT_ENCODER, size: int = 256, batch_size: int = 16,
                  plans_name: str = DEFAULT_PLANS_NAME, encoder_weights: str | None = "auto",
                  decoder_channels: list[int] | None = None, n_folds: int = 4, split_seed: int = 0,
                  num_processes: int = 2, verify: bool = False) -> Path:
@@ -119,7 +120,8 @@ def plan_dataset(dataset_id: int | str, encoder: str = "efficientnet_b6", size: 
             os.environ["nnUNet_n_proc_DA"] = saved
     if "2d" not in plans["configurations"]:
         raise RuntimeError(f"nnU-Net did not plan a 2d configuration for {dataset_name}")
-    arch_kwargs = phyjoint_arch_kwargs(encoder, encoder_weights, decoder_channels=decoder_channels)
+    arch_kwargs = phyjoint_arch_kwargs(encoder, encoder_weights, decoder_channels=decoder_channels,
+                                       deep_supervision_layout="nested")
     cfg, summary = make_phyjoint_configuration(
         plans["configurations"]["2d"], fingerprint, size, batch_size, arch_kwargs, plans_name=plans_name)
     plans["configurations"] = {"2d": cfg}

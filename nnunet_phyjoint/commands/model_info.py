@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Encoder weights are never loaded.",
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--encoder", help="timm encoder name, e.g. efficientnet_b6")
+    source.add_argument("--encoder", help="timm encoder name, e.g. tf_efficientnet_b6 (the default network's)")
     source.add_argument("-d", "--dataset", help="dataset id or DatasetXXX_NAME")
     p.add_argument("--size", type=int, default=256, help="square input size for --encoder (default 256)")
     p.add_argument("--input-channels", type=int, default=3, help="image channels for --encoder (default 3)")

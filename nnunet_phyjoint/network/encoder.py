@@ -1,13 +1,12 @@
-"""Shared encoder: any timm model built with ``features_only=True``, plus offline-only weight loading.
+"""Shared encoder: any timm model built with ``features_only=True``, and loading its weights.
 
 Channel counts and reductions come from timm's ``feature_info`` so that the decoder and heads never
-hard-code them. Weights are never downloaded: ``"auto"`` uses timm's pretrained weights only when
-they already sit in the Hugging Face or torch hub cache, otherwise the encoder stays randomly
-initialised and says so in one log line.
+hard-code them. Where pretrained weights come from (``"auto"``, ``"imagenet"``, a file, ``"none"``)
+is decided by :mod:`nnunet_phyjoint.network.encoder_weights`: explicit file, local cache, timm's own
+download, the offline registry package, random initialisation; one log line says which and why.
 """
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,9 +14,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-logger = logging.getLogger(__name__)
+from nnunet_phyjoint.encoders import CPU_ENCODER, DEFAULT_ENCODER  # noqa: F401  (re-exported)
 
-_NO_WEIGHTS = {None, "none", "None", "random", ""}
 # timm's Hugging Face loader tries these files in this order.
 _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # Containers that training scripts commonly wrap a state dict in.
@@ -32,8 +30,10 @@ class TimmEncoder(nn.Module):
     """A timm feature extractor returning one feature map per stage, shallowest first.
 
     ``channels`` and ``reductions`` (stride of each map w.r.t. the input) are read from timm's
-    ``feature_info``. ``weights``: ``"auto"`` (timm's pretrained weights if cached locally, else
-    random), ``None``/``"none"`` (random) or a path to a ``.safetensors``/``.pth`` state dict.
+    ``feature_info``. ``weights``: ``"auto"`` (pretrained from the first source that has them, else
+    random with a warning), ``"imagenet"`` (the same, but an error instead of random), ``None``/``"none"``
+    (random) or a path to a ``.safetensors``/``.pth`` state dict. ``weights_source`` is the file loaded
+    or ``"random"``; ``weights_resolution`` says which source and why the earlier ones failed.
     """
 
     def __init__(self, name: str, in_channels: int = 3, weights: str | os.PathLike | None = "auto") -> None:
@@ -45,7 +45,9 @@ class TimmEncoder(nn.Module):
         self.channels: list[int] = [int(c) for c in self.model.feature_info.channels()]
         self.reductions: list[int] = [int(r) for r in self.model.feature_info.reduction()]
         self.in_channels = in_channels
-        self.weights_source = self._load_weights(weights)
+        self.weights_resolution = self._load_weights(weights)
+        self.weights_source: str = self.weights_resolution.location or (
+            "random" if not self.weights_resolution.pretrained else self.weights_resolution.description)
 
     @property
     def max_reduction(self) -> int:
@@ -54,26 +56,19 @@ class TimmEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.model(x))
 
-    def _load_weights(self, weights: str | os.PathLike | None) -> str:
-        if weights in _NO_WEIGHTS:
-            return "random"
-        if isinstance(weights, str) and weights == "auto":
-            cached = find_cached_pretrained_weights(self.name)
-            if cached is None:
-                logger.warning(
-                    "encoder %s: no pretrained weights in the local timm/Hugging Face/torch hub cache; "
-                    "using random initialisation (pass an explicit weights file to use pretrained ones)",
-                    self.name,
-                )
-                return "random"
-            load_encoder_weights(self, cached)
-            return str(cached)
-        path = Path(weights)
-        load_encoder_weights(self, path)
-        return str(path)
+    @property
+    def weights_report(self) -> str:
+        """The one line about where the weights came from (for training logs)."""
+        return self.weights_resolution.summary()
+
+    def _load_weights(self, weights: str | os.PathLike | None):
+        from nnunet_phyjoint.network.encoder_weights import resolve_encoder_weights
+
+        return resolve_encoder_weights(self, weights)
 
 
-def _pretrained_cfg(name: str) -> dict:
+def pretrained_cfg(name: str) -> dict:
+    """timm's default pretrained config of ``name`` (a ``model.tag`` name picks that tag) as a dict."""
     import timm
 
     cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
@@ -86,7 +81,7 @@ def find_cached_pretrained_weights(name: str) -> Path | None:
     Looks where timm itself would download to (the Hugging Face hub cache for ``hf_hub_id``,
     ``torch.hub.get_dir()/checkpoints`` for ``url``) without touching the network.
     """
-    cfg = _pretrained_cfg(name)
+    cfg = pretrained_cfg(name)
     hub_id = cfg.get("hf_hub_id")
     if hub_id:
         from huggingface_hub import try_to_load_from_cache
@@ -162,11 +157,20 @@ def load_encoder_weights(encoder: TimmEncoder, path: str | os.PathLike) -> None:
     and head are ignored), or a whole PhyJointNet checkpoint (its ``encoder.model.`` part). A 3-channel
     first convolution is adapted to the encoder's input channels the way timm does it.
     """
+    load_encoder_state(encoder, read_state_dict(path), origin=path)
+
+
+def load_encoder_state(encoder: TimmEncoder, state: dict[str, torch.Tensor], origin: str | os.PathLike) -> int:
+    """:func:`load_encoder_weights` for a state dict already in memory; returns the tensors loaded.
+
+    ``origin`` names the weights in error messages.
+    """
     from timm.models import adapt_input_conv
 
-    source = _strip_prefixes(read_state_dict(path))
+    path = origin
+    source = _strip_prefixes(dict(state))
     target = encoder.model.state_dict()
-    first_convs = _pretrained_cfg(encoder.name).get("first_conv") or ()
+    first_convs = pretrained_cfg(encoder.name).get("first_conv") or ()
     first_conv_weights = {f"{c}.weight" for c in ((first_convs,) if isinstance(first_convs, str) else first_convs)}
     loaded, missing, wrong_shape = {}, [], []
     for key, want in target.items():
@@ -193,4 +197,4 @@ def load_encoder_weights(encoder: TimmEncoder, path: str | os.PathLike) -> None:
             + f"; the file's first keys are {list(source)[:3]}"
         )
     encoder.model.load_state_dict(loaded, strict=True)
-    logger.info("encoder %s: loaded %d tensors from %s", encoder.name, len(loaded), path)
+    return len(loaded)

@@ -87,7 +87,7 @@ class StyleShiftAugmenter(nn.Module):
         alpha: float | tuple[float, float] = 1.0,
         device: str | torch.device = "cpu",
         fit_if_missing: bool = True,
-        vgg_weights: str | Path | None = "auto",
+        vgg_weights: str | Path | VGGDescriptor | None = "auto",
         fit_kwargs: dict | None = None,
         seed: int | None = None,
         progress: bool = True,
@@ -97,11 +97,11 @@ class StyleShiftAugmenter(nn.Module):
         ``dataset`` is an id, a ``DatasetXXX_NAME`` or the preprocessed dataset folder;
         ``train_case_ids`` defaults to the fold's ``train`` list in splits_final.json.
         A decoder fitted against other VGG weights is refitted (or refused when
-        ``fit_if_missing`` is False).
+        ``fit_if_missing`` is False). ``vgg_weights`` may be an already built descriptor.
         """
         cfg = locate_preprocessed(dataset, plans, configuration)
         bank = ReferenceBank.from_preprocessed(cfg.dataset_folder, plans, configuration, fold, train_case_ids, progress)
-        vgg = VGGDescriptor(vgg_weights)
+        vgg = vgg_weights if isinstance(vgg_weights, VGGDescriptor) else VGGDescriptor(vgg_weights)
         folder = style_folder(cfg.dataset_folder, plans, configuration, fold)
         decoder = None
         if folder.is_dir():

