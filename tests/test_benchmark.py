@@ -31,7 +31,7 @@ def test_phyjoint_budget_trainers_cover_every_method_variant():
     from nnunet_phyjoint.training import variants
 
     assert {"PhyJointTrainer", "PhyJointTrainer_noLatentAug", "PhyJointTrainer_INT8", "PhyJointTrainer_INT4",
-            "PhyJointTrainer_AdamW", "PhyJointTrainer_lr1e3"} <= set(bv.BASE_TRAINERS)
+            "PhyJointTrainer_AdamW", "PhyJointTrainer_paper"} <= set(bv.BASE_TRAINERS)
     # length-only variants and private helpers are not bases
     assert not any(b.endswith(("epoch", "epochs", "_demo")) or b.startswith("_") for b in bv.BASE_TRAINERS)
     for base in bv.BASE_TRAINERS:
@@ -214,6 +214,396 @@ def test_benchmark_cli_rejects_bad_epochs(tmp_path, nnunet_env):
     from nnunet_phyjoint.cli import main
 
     assert main(["benchmark", "-d", "1", "--epochs", "7", "-o", str(tmp_path / "b")]) == 1
+
+
+# ------------------------------------------------------------------ wall-clock budget
+def test_minute_budget_trainer_classes_exist_for_stock_and_phyjoint_bases(monkeypatch):
+    from nnunet_phyjoint.training import budget_variants as bv
+    from nnunet_phyjoint.training import stock_variants as sv
+    from nnunet_phyjoint.training.wall_clock_budget import WallClockBudgetMixin
+
+    assert sv.MINUTE_BUDGETS == (1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120)
+    for m in sv.MINUTE_BUDGETS:
+        cls = getattr(sv, f"nnUNetTrainer_onePass_{m}min")
+        assert cls.__mro__[1] is WallClockBudgetMixin and cls.__mro__[2] is sv.nnUNetTrainer_onePass
+        assert cls.budget_minutes == m and cls.__module__ == sv.__name__ and cls.__name__ in sv.__all__
+        for base in bv.BASE_TRAINERS:
+            pj = getattr(bv, f"{base}_{m}min")
+            assert pj.budget_minutes == m and pj.__mro__[1] is WallClockBudgetMixin
+            assert pj.__mro__[2].__name__ == base and pj.__name__ in bv.__all__
+    # minute classes are budget versions, not bases of their own
+    assert not any(b.endswith("min") for b in bv.BASE_TRAINERS)
+    # nnUNetTrainer.__init__ records its arguments by the names of type(self).__init__'s signature
+    import inspect
+
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    names = list(inspect.signature(nnUNetTrainer.__init__).parameters)
+    assert list(inspect.signature(sv.nnUNetTrainer_onePass_5min.__init__).parameters) == names
+    assert list(inspect.signature(bv.PhyJointTrainer_5min.__init__).parameters) == names
+    monkeypatch.setenv("nnUNet_extTrainer", str(REPO / "trainers"))
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    assert recursive_find_trainer_class_by_name("nnUNetTrainer_onePass_5min").budget_minutes == 5
+    assert recursive_find_trainer_class_by_name("PhyJointTrainer_noPhyAug_10min").budget_minutes == 10
+
+
+def test_cli_budget_help_lists_match_the_trainer_classes():
+    from nnunet_phyjoint.commands import benchmark as cmd
+    from nnunet_phyjoint.training.stock_variants import EPOCH_BUDGETS, MINUTE_BUDGETS
+
+    assert cmd.EPOCH_BUDGETS_HELP == ", ".join(map(str, EPOCH_BUDGETS))
+    assert cmd.MINUTE_BUDGETS_HELP == ", ".join(map(str, MINUTE_BUDGETS))
+
+
+def test_phyjoint_early_stop_shares_the_budget_stop_exception():
+    from nnunet_phyjoint.training import phyjoint_trainer
+    from nnunet_phyjoint.training.wall_clock_budget import StopTraining
+
+    assert issubclass(phyjoint_trainer._EarlyStop, StopTraining)
+
+
+def test_plan_epochs_and_stop_reason():
+    from nnunet_phyjoint.training.wall_clock_budget import plan_epochs, stop_reason
+
+    assert plan_epochs(300, 61) == 4 and plan_epochs(300, 60) == 5 and plan_epochs(60, 90) == 1
+    assert plan_epochs(60, 0.0) >= 1 and plan_epochs(60, float("nan")) == 1
+    with pytest.raises(ValueError):
+        plan_epochs(0, 10)
+    assert stop_reason(60, 6, []) is None
+    assert stop_reason(60, 6, [10, 10]) is None
+    assert "planned" in stop_reason(60, 2, [10, 10])
+    assert stop_reason(60, 6, [10, 20]) is None                 # 30 s spent + 20 s = 50 s <= 60 s
+    assert "exceed" in stop_reason(60, 6, [10, 20, 20])        # 50 s spent + 20 s > 60 s
+
+
+class _FakeLogger:
+    def __init__(self):
+        self.log_ = {"epoch_start_timestamps": [], "epoch_end_timestamps": []}
+
+    def log(self, key, value, epoch):
+        lst = self.log_[key]
+        if len(lst) < epoch + 1:
+            lst.append(value)
+        else:
+            lst[epoch] = value
+
+    def get_value(self, key, step):
+        return self.log_[key] if step is None else self.log_[key][step]
+
+
+class _FakeScheduler:
+    max_steps = None
+
+
+class _FakeTrainer:
+    """Just enough of nnUNetTrainer: the epoch loop computed once, timestamps, on_train_end, load_checkpoint."""
+
+    def __init__(self, plans, configuration, fold, dataset_json, device):  # nnUNetTrainer's signature
+        self.durations = list(plans["durations"])
+        self.clock = 1000.0
+        self.logger = _FakeLogger()
+        self.lr_scheduler = _FakeScheduler()
+        self.current_epoch = 0
+        self.num_epochs = 3  # the base trainer's own length, which the mixin must replace
+        self.lines, self.train_end_calls, self.epochs_run = [], 0, []
+        self.lr_scheduler.max_steps = self.num_epochs
+
+    def print_to_log_file(self, *args, **kwargs):
+        self.lines.append(" ".join(str(a) for a in args))
+
+    def on_epoch_start(self):
+        self.logger.log("epoch_start_timestamps", self.clock, self.current_epoch)
+
+    def on_epoch_end(self):
+        self.clock += self.durations[self.current_epoch]
+        self.logger.log("epoch_end_timestamps", self.clock, self.current_epoch)
+        self.current_epoch += 1
+
+    def on_train_end(self):
+        self.train_end_calls += 1
+
+    def load_checkpoint(self, ckpt):
+        self.current_epoch = ckpt["current_epoch"]
+        self.logger.log_ = {k: list(v) for k, v in ckpt["logging"].items()}
+
+    def run_training(self):
+        for epoch in range(self.current_epoch, self.num_epochs):  # computed once, as nnU-Net does
+            self.on_epoch_start()
+            self.epochs_run.append(epoch)
+            self.on_epoch_end()
+        self.on_train_end()
+
+
+def _fake(durations, cls=_FakeTrainer):
+    return cls({"durations": durations}, "2d", 0, {}, "cpu")
+
+
+def _budgeted(minutes):
+    from nnunet_phyjoint.training.wall_clock_budget import WallClockBudgetMixin
+
+    cls = type("Fake_budget", (WallClockBudgetMixin, _FakeTrainer), {"budget_minutes": minutes})
+    return lambda durations: _fake(durations, cls)
+
+
+def test_wall_clock_mixin_plans_epochs_and_lr_decay_from_the_first_epoch():
+    trainer = _budgeted(1)([10.0] * 50)  # 60 s budget, 10 s epochs
+    assert trainer.num_epochs > 1000 and trainer.planned_epochs is None
+    trainer.run_training()
+    assert trainer.epochs_run == [0, 1, 2, 3, 4, 5] and trainer.current_epoch == 6
+    assert trainer.planned_epochs == 6 and trainer.num_epochs == 6 and trainer.lr_scheduler.max_steps == 6
+    assert trainer.train_end_calls == 1
+    assert any("wall-clock budget 1 min: first epoch 10.0 s -> 6 epochs" in line for line in trainer.lines)
+
+
+def test_wall_clock_mixin_stops_early_when_epochs_get_slower():
+    trainer = _budgeted(1)([10.0, 20.0, 20.0, 20.0, 20.0, 20.0])
+    trainer.run_training()
+    # planned 6 from the 10 s first epoch; after 50 s another 20 s epoch would exceed 60 s
+    assert trainer.planned_epochs == 6 and trainer.epochs_run == [0, 1, 2] and trainer.train_end_calls == 1
+    assert any("stopping after 3 epochs" in line and "exceed" in line for line in trainer.lines)
+
+
+def test_wall_clock_mixin_shares_the_stop_with_the_base_trainers_early_stopping():
+    from nnunet_phyjoint.training.wall_clock_budget import StopTraining
+
+    class EarlyStop(StopTraining):
+        pass
+
+    class Base(_FakeTrainer):
+        def on_epoch_end(self):
+            super().on_epoch_end()
+            if self.current_epoch == 2:
+                raise EarlyStop
+
+    from nnunet_phyjoint.training.wall_clock_budget import WallClockBudgetMixin
+
+    trainer = _fake([10.0] * 20, type("B", (WallClockBudgetMixin, Base), {"budget_minutes": 1}))
+    trainer.run_training()
+    assert trainer.epochs_run == [0, 1] and trainer.train_end_calls == 1
+
+
+def test_wall_clock_mixin_resume_recomputes_the_plan_from_the_logged_epochs():
+    durations = [10.0] * 20
+    first = _fake(durations)  # the interrupted run's logged history
+    first.on_epoch_start(); first.on_epoch_end(); first.on_epoch_start(); first.on_epoch_end()
+    ckpt = {"current_epoch": 2, "logging": first.logger.log_}
+
+    resumed = _budgeted(1)(durations)
+    resumed.load_checkpoint(ckpt)
+    assert resumed.planned_epochs == 6 and resumed.num_epochs == 6 and resumed.lr_scheduler.max_steps == 6
+    resumed.run_training()
+    assert resumed.epochs_run == [2, 3, 4, 5] and resumed.train_end_calls == 1
+
+    # everything already trained (checkpoint_final + --c): an empty loop, then on_train_end
+    done = _budgeted(1)(durations)
+    done.load_checkpoint({"current_epoch": 6, "logging": resumed.logger.log_})
+    done.run_training()
+    assert done.epochs_run == [] and done.train_end_calls == 1
+    # the time was spent (slow epochs) before the planned count was reached
+    slow = _fake([10.0, 30.0, 30.0])
+    for _ in range(2):
+        slow.on_epoch_start(); slow.on_epoch_end()
+    again = _budgeted(1)([10.0, 30.0, 30.0])
+    again.load_checkpoint({"current_epoch": 2, "logging": slow.logger.log_})
+    again.run_training()
+    assert again.epochs_run == [] and again.num_epochs == 2 and again.train_end_calls == 1
+
+
+def test_both_lr_schedulers_decay_to_the_planned_max_steps():
+    import torch
+    from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+    from nnunet_phyjoint.training.param_groups import GroupPolyLRScheduler
+
+    for make in (lambda o: PolyLRScheduler(o, 0.01, 100_000), lambda o: GroupPolyLRScheduler(o, 100_000)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+        sched = make(opt)
+        sched.step(0)
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.01)
+        sched.max_steps = 4
+        sched.step(3)
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * 0.25 ** 0.9)
+
+
+def test_budget_names_and_descriptions():
+    from nnunet_phyjoint.benchmark.budget import Budget, as_budget
+
+    assert as_budget(5) == Budget.epochs(5) and Budget.epochs(5).suffix == "_5ep"
+    m = Budget.minutes(10)
+    assert m.suffix == "_10min" and m.trainer_name("nnUNetTrainer_onePass", stock=True) == "nnUNetTrainer_onePass_10min"
+    assert m.trainer_name("PhyJointTrainer", stock=False) == "PhyJointTrainer_10min"
+    assert "wall-clock" in m.describe() and "10 min" in m.describe() and m.option == "--minutes-per-fold 10"
+    assert "5 epochs" in Budget.epochs(5).describe() and m.to_json()["kind"] == "minutes"
+    with pytest.raises(ValueError):
+        Budget("hours", 1)
+    with pytest.raises(ValueError, match="--minutes-per-fold 7"):
+        Budget.minutes(7).validate()
+
+
+def test_arm_resolution_with_a_minute_budget_and_the_resenc_m_arm():
+    from nnunet_phyjoint.benchmark.arms import RESENC_M_PLANS, known_arms, resolve_arms
+    from nnunet_phyjoint.benchmark.budget import Budget
+
+    arms, skipped = resolve_arms(["nnunet", "resenc_m", "phyjoint", "no_phyaug"], Budget.minutes(5))
+    assert not skipped and [a.name for a in arms] == ["nnunet", "resenc_m", "phyjoint", "no_phyaug"]
+    by = {a.name: a for a in arms}
+    assert by["nnunet"].trainer(Budget.minutes(5)) == "nnUNetTrainer_onePass_5min"
+    assert by["resenc_m"].is_stock and by["resenc_m"].plans == RESENC_M_PLANS == "nnUNetResEncUNetMPlans"
+    assert by["resenc_m"].model_folder_name(Budget.minutes(5)) == \
+        "nnUNetTrainer_onePass_5min__nnUNetResEncUNetMPlans__2d"
+    assert by["resenc_m"].trainer(8) == "nnUNetTrainer_onePass_8epochs"
+    assert by["no_phyaug"].trainer(Budget.minutes(5)) == "PhyJointTrainer_noPhyAug_5min"
+    with pytest.raises(ValueError, match="--minutes-per-fold 7"):
+        resolve_arms(["phyjoint"], Budget.minutes(7))
+    assert "resenc_m" in known_arms()
+
+
+def test_prepare_plans_resenc_m_with_nnunets_planner_and_preprocesses_it(monkeypatch, tmp_path):
+    from nnunet_phyjoint.benchmark import runner, stages
+    from nnunet_phyjoint.benchmark.arms import known_arms
+
+    calls = []
+    monkeypatch.setattr(runner, "ensure_phyjoint_plans", lambda *a, **k: calls.append(("phyjoint", a[1])))
+    monkeypatch.setattr(runner, "ensure_preprocessed", lambda ds, plans, *a, **k: calls.append(("preprocess", plans)))
+    monkeypatch.setattr(runner, "ensure_stock_plans",
+                        lambda ds, log, plans="nnUNetPlans", planner="ExperimentPlanner": calls.append(
+                            ("plan", plans, planner)))
+    cfg = stages.BenchmarkConfig(dataset="1", out=tmp_path, minutes_per_fold=5)
+    assert cfg.budget.kind == "minutes" and cfg.budget.value == 5
+    stages.prepare(cfg, "Dataset001_X", [known_arms()["resenc_m"], known_arms()["phyjoint"]], tmp_path)
+    assert ("plan", "nnUNetResEncUNetMPlans", "nnUNetPlannerResEncM") in calls
+    assert ("preprocess", "nnUNetResEncUNetMPlans") in calls and ("preprocess", "PhyJointPlans") in calls
+    assert not any(c[0] == "plan" and c[1] == "nnUNetPlans" for c in calls)
+
+
+def test_ensure_stock_plans_passes_the_planner(monkeypatch, nnunet_env, tmp_path):
+    from nnunet_phyjoint.benchmark import runner
+
+    seen = []
+
+    def fake_run(cmd, log_file, label, env=None):
+        seen.append(cmd)
+        target = nnunet_env["nnUNet_preprocessed"] / "Dataset001_X" / "nnUNetResEncUNetMPlans.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("{}")
+        return 0.0
+
+    monkeypatch.setattr(runner, "run_logged", fake_run)
+    runner.ensure_stock_plans("Dataset001_X", tmp_path, "nnUNetResEncUNetMPlans", "nnUNetPlannerResEncM")
+    assert seen[0][1:] == ["-d", "001", "-pl", "nnUNetPlannerResEncM"]
+    runner.ensure_stock_plans("Dataset001_X", tmp_path, "nnUNetResEncUNetMPlans", "nnUNetPlannerResEncM")
+    assert len(seen) == 1  # exists: not planned again
+
+
+def test_benchmark_cli_budget_options(tmp_path, nnunet_env, capsys):
+    from nnunet_phyjoint.cli import main
+
+    assert main(["benchmark", "-d", "1", "--minutes-per-fold", "7", "-o", str(tmp_path / "b")]) == 1
+    assert "--minutes-per-fold 7" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["benchmark", "-d", "1", "--epochs", "5", "--minutes-per-fold", "5", "-o", str(tmp_path / "b")])
+    assert e.value.code == 2
+
+
+# ------------------------------------------------------------------ learning curves
+STOCK_LOG = """\
+2026-12-01 10:00:00.000001: one pass per epoch: 19 training and 7 validation iterations (batch size 16) 
+2026-12-01 10:00:01.000000:  
+2026-12-01 10:00:01.000001: Epoch 0 
+2026-12-01 10:00:01.000002: Current learning rate: 0.01 
+2026-12-01 10:01:00.000000: train_loss -0.1 
+2026-12-01 10:01:00.000001: val_loss -0.2 
+2026-12-01 10:01:00.000002: Pseudo dice [np.float32(0.5)] 
+2026-12-01 10:01:00.000003: Epoch time: 60.0 s 
+2026-12-01 10:01:00.000004: Yayy! New best EMA pseudo Dice: 0.5 
+2026-12-01 10:01:01.000000:  
+2026-12-01 10:01:01.000001: Epoch 1 
+2026-12-01 10:02:00.000002: Pseudo dice [np.float32(0.7)] 
+2026-12-01 10:02:00.000003: Epoch time: 30.0 s 
+2026-12-01 10:02:01.000001: Epoch 2 
+2026-12-01 10:02:30.000002: Pseudo dice [0.8]
+"""
+
+PHYJOINT_LOG_1 = """\
+2026-12-01 21:13:22.642952: Epoch 0 
+2026-12-01 21:13:41.453337: val (100 cases): Dice [0.1951], diagnosis accuracy 0.8800, macro F1 0.8332, macro AUC 0.9755 
+2026-12-01 21:13:41.536554: Pseudo dice [np.float64(0.1951)] 
+2026-12-01 21:13:41.536638: Epoch time: 18.9 s 
+2026-12-01 21:13:42.109823: Epoch 1 
+2026-12-01 21:14:01.793430: val (100 cases): Dice [0.2768], diagnosis accuracy 0.9200, macro F1 0.9215, macro AUC 0.9900 
+2026-12-01 21:14:01.871112: Pseudo dice [np.float64(0.2768)] 
+2026-12-01 21:14:01.871188: Epoch time: 20.0 s 
+2026-12-01 21:14:02.109823: Epoch 2 
+"""
+
+PHYJOINT_LOG_2 = """\
+2026-12-01 21:20:00.000000: wall-clock budget 1 min: first epoch 18.9 s -> 3 epochs (recomputed from the checkpoint's log on resume)
+2026-12-01 21:20:00.642952: Epoch 1 
+2026-12-01 21:20:20.453337: val (100 cases): Dice [0.3], diagnosis accuracy 0.9, macro F1 0.9, macro AUC 0.99 
+2026-12-01 21:20:20.536638: Epoch time: 21.1 s 
+2026-12-01 21:20:21.109823: Epoch 2 
+2026-12-01 21:20:40.453337: val (100 cases): Dice [np.float64(0.4), nan], diagnosis accuracy 0.95, macro F1 0.95, macro AUC nan 
+2026-12-01 21:20:40.536638: Epoch time: 19.0 s 
+"""
+
+
+def test_learning_curve_parser_on_stock_and_phyjoint_logs(tmp_path):
+    from nnunet_phyjoint.benchmark.curves import arm_curves, fold_curve, parse_float_list, parse_training_log
+
+    assert parse_float_list("[np.float64(0.25), np.float32(0.75)]") == [0.25, 0.75]
+    stock = parse_training_log(STOCK_LOG)
+    assert sorted(stock) == [0, 1]  # epoch 2 never finished
+    assert stock[0]["dice"] == pytest.approx(0.5) and stock[0]["dice_source"] == "pseudo Dice"
+    assert stock[1]["epoch_seconds"] == 30.0 and "macro_f1" not in stock[1]
+    pj = parse_training_log(PHYJOINT_LOG_1)
+    assert pj[1]["dice"] == pytest.approx(0.2768) and pj[1]["dice_source"] == "full validation pass"
+    assert pj[0]["macro_f1"] == pytest.approx(0.8332) and pj[0]["val_cases"] == 100
+
+    # a resumed fold: two logs (names not zero-padded), the later one's epoch 1 replaces the first's
+    fd = tmp_path / "model" / "fold_0"
+    fd.mkdir(parents=True)
+    (fd / "training_log_2026_12_1_9_13_20.txt").write_text(PHYJOINT_LOG_1)
+    (fd / "training_log_2026_12_1_21_20_0.txt").write_text(PHYJOINT_LOG_2)
+    (fd / "training_log_2026_12_1_21_59_30.txt").write_text("validation only, no epochs\n")
+    rows = fold_curve(fd)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert [r["dice"] for r in rows] == pytest.approx([0.1951, 0.3, 0.4])  # nan class ignored
+    assert rows[-1]["minutes"] == pytest.approx((18.9 + 21.1 + 19.0) / 60)
+    assert rows[2]["macro_f1"] == pytest.approx(0.95) and np.isnan(rows[2]["macro_auc"])
+
+    sd = tmp_path / "model" / "fold_1"
+    sd.mkdir()
+    (sd / "training_log_2026_12_1_10_0_0.txt").write_text(PHYJOINT_LOG_1)  # 2 epochs: the mean stops there
+    curve = arm_curves(tmp_path / "model", [0, 1])
+    assert curve["epoch"] == [0, 1] and curve["epochs_per_fold"] == {0: 3, 1: 2}
+    assert curve["dice"] == pytest.approx([0.1951, (0.3 + 0.2768) / 2])
+    assert curve["dice_source"] == "full validation pass"
+    assert arm_curves(tmp_path / "nothing", [0])["epoch"] == []
+
+
+def test_learning_curve_figure_is_written(tmp_path):
+    from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, mean_curve, parse_training_log
+    from nnunet_phyjoint.benchmark.figures import plot_learning_curves
+    from nnunet_phyjoint.benchmark.table import render_report
+
+    def curve(text):
+        rows = parse_training_log(text)
+        total, out = 0.0, []
+        for e in sorted(rows):
+            total += rows[e]["epoch_seconds"]
+            out.append({**rows[e], "minutes": total / 60})
+        return mean_curve([out])
+
+    curves = {"nnunet": curve(STOCK_LOG), "phyjoint": curve(PHYJOINT_LOG_1), "empty": mean_curve([])}
+    png = plot_learning_curves(curves, tmp_path / "fig_learning_curves.png", "t", LEARNING_CURVE_CAPTION,
+                               stock_arms=["nnunet"])
+    with Image.open(png) as im:
+        assert im.size[0] > 600 and im.size[1] > 400
+    assert [p.name for p in tmp_path.iterdir()] == ["fig_learning_curves.png"]  # written atomically
+    report = render_report("T", "|a|", ["c"], [], ["fig3_arms.png", (png.name, LEARNING_CURVE_CAPTION)])
+    assert "![fig3_arms](fig3_arms.png)" in report and "![fig_learning_curves](fig_learning_curves.png)" in report
+    assert "pseudo Dice" in report and "full pass" in report
 
 
 # ------------------------------------------------------------------ end to end

@@ -25,13 +25,17 @@ def tiny_net(encoder: str = "mobilenetv3_small_100", deep_supervision: bool = Tr
                        encoder_name=encoder, encoder_weights=kw.pop("encoder_weights", None), **kw)
 
 
+@pytest.mark.parametrize("layout", ["nested", "levels"])
 @pytest.mark.parametrize("encoder", ENCODERS)
-def test_deep_supervision_outputs_and_single_output_in_inference(encoder: str) -> None:
-    net = tiny_net(encoder).train()
+def test_deep_supervision_outputs_and_single_output_in_inference(encoder: str, layout: str) -> None:
+    net = tiny_net(encoder, deep_supervision_layout=layout).train()
     x = torch.randn(2, 3, SIZE, SIZE)
     outs = net(x)
     reductions = timm.create_model(encoder, features_only=True).feature_info.reduction()
-    assert net.output_strides == [1, *reductions[1:-1]]
+    if layout == "nested":  # UNet++: one output per level-0 node, all at full resolution
+        assert net.output_strides == [1] * (len(reductions) - 1)
+    else:
+        assert net.output_strides == [1, *reductions[1:-1]]
     assert isinstance(outs, list) and len(outs) == len(net.output_strides)
     for out, stride in zip(outs, net.output_strides):
         assert out.shape == (2, 2, SIZE // stride, SIZE // stride)
@@ -186,6 +190,8 @@ def test_encoder_weights_mismatch_is_a_clear_error(tmp_path) -> None:
 def test_auto_weights_use_the_local_cache_only(tmp_path, monkeypatch, caplog) -> None:
     import huggingface_hub.constants
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the chain's download step must not fetch resnet18
+
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     old_hub = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "torch_hub"))
@@ -257,3 +263,38 @@ def test_torch_compile_traces_without_graph_breaks() -> None:
     with torch.no_grad():
         compiled = torch.compile(net, backend="eager", fullgraph=True)
         assert torch.allclose(compiled(x), net(x), atol=1e-5)
+
+
+def test_nested_outputs_are_distinct_decoding_depths_and_the_first_is_the_inference_output() -> None:
+    net = tiny_net("mobilenetv3_small_100").eval()
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        outs = net(x)
+        net.decoder.deep_supervision = False
+        single = net(x)
+    assert torch.allclose(outs[0], single)
+    assert not any(torch.allclose(outs[0], o) for o in outs[1:])
+
+
+def test_seg_head_prior_initialisation() -> None:
+    net = tiny_net("mobilenetv3_small_100", seg_head_prior=0.01).eval()
+    with torch.no_grad():
+        p = torch.softmax(net(torch.randn(2, 3, SIZE, SIZE))[0], 1)[:, 1]
+    assert 0.003 < float(p.mean()) < 0.03
+    with pytest.raises(ValueError):
+        tiny_net("mobilenetv3_small_100", seg_head_prior=1.5)
+    with pytest.raises(ValueError):
+        tiny_net("mobilenetv3_small_100", deep_supervision_layout="sideways")
+
+
+def test_prediction_rebuild_skips_pretrained_weights(monkeypatch) -> None:
+    """The predictor rebuilds the network and loads the checkpoint: 'imagenet' in the plans must not be resolved."""
+    from nnunet_phyjoint.network.encoder_weights import weights_from_checkpoint
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Exception, match="(?i)imagenet|pretrained|weights"):
+        tiny_net("mobilenetv3_small_050", encoder_weights="imagenet")
+    with weights_from_checkpoint():
+        net = tiny_net("mobilenetv3_small_050", encoder_weights="imagenet")
+    assert not net.encoder.weights_resolution.pretrained
+    assert "checkpoint" in net.encoder.weights_report

@@ -2,6 +2,8 @@
 
 Modules: :mod:`.arms` (what is compared), :mod:`.runner` (stock commands, skipping what is done),
 :mod:`.collect` (cross-validation predictions and their evaluation), :mod:`.table` (Table 1),
-:mod:`.figures` (Fig. 3), :mod:`.speed` (latency, throughput, memory), :mod:`.loso`
-(leave-one-scanner-out protocol), :mod:`.costs` (parameters, MACs, sizes, times).
+:mod:`.budget` (equal epochs or equal minutes per fold), :mod:`.curves` (learning curves from the
+training logs), :mod:`.figures` (Fig. 3, learning curves), :mod:`.speed` (latency, throughput, memory), :mod:`.stages` (config,
+preparation and training shared by both protocols), :mod:`.pipeline` (cross-validation, calls :mod:`.loso`
+for the leave-one-scanner-out protocol), :mod:`.costs` (parameters, MACs, sizes, times).
 """

@@ -1,17 +1,26 @@
 """The arms of the benchmark: which trainer on which plans, and which of them can run here.
 
-An arm names a *base* trainer; the benchmark trains its equal-budget version with N epochs
-(``nnUNetTrainer_onePass_{N}epochs`` for stock nnU-Net, ``{base}_{N}ep`` for PhyJoint trainers,
-see :mod:`nnunet_phyjoint.training.stock_variants` and :mod:`~nnunet_phyjoint.training.budget_variants`).
-Arms whose trainer does not exist (yet) are reported as skipped.
+An arm names a *base* trainer; the benchmark trains its equal-budget version: with N epochs
+``nnUNetTrainer_onePass_{N}epochs`` for stock nnU-Net and ``{base}_{N}ep`` for PhyJoint trainers,
+with M minutes per fold ``nnUNetTrainer_onePass_{M}min`` and ``{base}_{M}min`` (see
+:mod:`.budget`, :mod:`nnunet_phyjoint.training.stock_variants` and
+:mod:`~nnunet_phyjoint.training.budget_variants`). Arms whose trainer does not exist (yet) are
+reported as skipped.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nnunet_phyjoint.benchmark.budget import Budget, BudgetLike, as_budget
+
 PHYJOINT_PLANS = "PhyJointPlans"
 STOCK_PLANS = "nnUNetPlans"
 STOCK_ON_PHYJOINT_INPUT_PLANS = "nnUNetPlans_PhyJointInput"
+#: nnU-Net's residual-encoder M preset (``nnUNetv2_plan_experiment -pl nnUNetPlannerResEncM``)
+RESENC_M_PLANS = "nnUNetResEncUNetMPlans"
+RESENC_M_PLANNER = "nnUNetPlannerResEncM"
+#: plans made by one of nnU-Net's own planners: plans name -> ``-pl`` planner class
+STOCK_PLANNERS: dict[str, str] = {STOCK_PLANS: "ExperimentPlanner", RESENC_M_PLANS: RESENC_M_PLANNER}
 STOCK_BASE = "nnUNetTrainer_onePass"
 
 
@@ -30,19 +39,13 @@ class Arm:
         """Stock nnU-Net trainer (segmentation only, no diagnosis head)."""
         return self.base_trainer == STOCK_BASE
 
-    def trainer(self, epochs: int) -> str:
-        """Class name of this arm's trainer with an ``epochs`` budget."""
-        from nnunet_phyjoint.training.stock_variants import stock_trainer_name
+    def trainer(self, budget: BudgetLike) -> str:
+        """Class name of this arm's trainer with ``budget`` (a :class:`Budget`; an int means epochs)."""
+        return as_budget(budget).trainer_name(self.base_trainer, self.is_stock)
 
-        if self.is_stock:
-            return stock_trainer_name(epochs)
-        from nnunet_phyjoint.training.budget_variants import budget_trainer_name
-
-        return budget_trainer_name(self.base_trainer, epochs)
-
-    def model_folder_name(self, epochs: int) -> str:
+    def model_folder_name(self, budget: BudgetLike) -> str:
         """nnU-Net's results folder name ``Trainer__Plans__2d``."""
-        return f"{self.trainer(epochs)}__{self.plans}__2d"
+        return f"{self.trainer(budget)}__{self.plans}__2d"
 
 
 def _phyjoint_arm(name: str, base: str, description: str, bits: int | None = None) -> Arm:
@@ -53,6 +56,9 @@ ARMS: tuple[Arm, ...] = (
     Arm("nnunet", STOCK_BASE, STOCK_PLANS, "stock nnU-Net (PlainConvUNet, SGD, DC+CE) on nnU-Net's default 2d plans"),
     Arm("nnunet_phyjoint_plans", STOCK_BASE, STOCK_ON_PHYJOINT_INPUT_PLANS,
         "stock nnU-Net network and trainer on the PhyJoint input (whole image letterboxed)"),
+    Arm("resenc_m", STOCK_BASE, RESENC_M_PLANS,
+        "stock nnU-Net ResEnc M preset (ResidualEncoderUNet, nnUNetPlannerResEncM plans on nnU-Net's "
+        "default preprocessed data)"),
     _phyjoint_arm("phyjoint", "PhyJointTrainer", "PhyJointNet, full method (AdamW8bit)"),
     _phyjoint_arm("no_phyaug", "PhyJointTrainer_noPhyAug", "ablation: no physics style shift"),
     _phyjoint_arm("no_latent", "PhyJointTrainer_noLatentAug", "ablation: no latent feature augmentation"),
@@ -87,17 +93,14 @@ def trainer_exists(name: str) -> bool:
     return hasattr(budget_variants, name) or hasattr(stock_variants, name)
 
 
-def resolve_arms(requested: list[str] | None, epochs: int) -> tuple[list[Arm], list[tuple[str, str]]]:
+def resolve_arms(requested: list[str] | None, budget: BudgetLike) -> tuple[list[Arm], list[tuple[str, str]]]:
     """(arms to run, [(arm, reason skipped)]) for ``--arms`` (``None``: every known arm).
 
-    An entry may also be a PhyJoint trainer class name (``PhyJointTrainer_Something``): it becomes
-    an ad-hoc arm on the PhyJoint plans. Unknown names that are not trainer names are an error.
+    ``budget`` is a :class:`Budget` (an int means epochs); a budget without trainer classes is a
+    ValueError. An entry may also be a PhyJoint trainer class name (``PhyJointTrainer_Something``):
+    it becomes an ad-hoc arm on the PhyJoint plans. Unknown names that are not trainer names are an error.
     """
-    from nnunet_phyjoint.training.stock_variants import EPOCH_BUDGETS
-
-    if epochs not in EPOCH_BUDGETS:
-        raise ValueError(f"--epochs {epochs} has no equal-budget trainer classes; choose one of "
-                         f"{', '.join(map(str, EPOCH_BUDGETS))} (see nnunet_phyjoint/training/stock_variants.py)")
+    budget = as_budget(budget).validate()
     arms = known_arms()
     chosen: list[Arm] = []
     for name in requested or list(arms):
@@ -112,9 +115,9 @@ def resolve_arms(requested: list[str] | None, epochs: int) -> tuple[list[Arm], l
             chosen.append(arm)
     runnable, skipped = [], []
     for arm in chosen:
-        if trainer_exists(arm.trainer(epochs)):
+        if trainer_exists(arm.trainer(budget)):
             runnable.append(arm)
         else:
             skipped.append((arm.name, f"trainer class {arm.base_trainer} not found "
-                                      f"(no {arm.trainer(epochs)} in trainers/stock_trainers.py)"))
+                                      f"(no {arm.trainer(budget)} in trainers/stock_trainers.py)"))
     return runnable, skipped

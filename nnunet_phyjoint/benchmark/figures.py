@@ -89,3 +89,60 @@ def plot_loso(rows: Sequence[Mapping[str, Any]], scanners: Sequence[str], path: 
         fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
     plt.close(fig)
     return Path(path)
+
+
+def plot_learning_curves(curves: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "",
+                         caption: str = "", stock_arms: Sequence[str] = ()) -> Path:
+    """Validation Dice and macro F1 against epoch and against training minutes, one line per arm.
+
+    ``curves``: arm -> ``{epoch, minutes, dice, macro_f1}`` lists (:func:`~.curves.arm_curves`).
+    Stock arms are drawn dashed (their Dice is nnU-Net's pseudo Dice) and have no F1 line.
+    """
+    import textwrap
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharey="row")
+    for i, (arm, c) in enumerate(curves.items()):
+        style = dict(color=f"C{i % 10}", marker="o", markersize=3, linewidth=1.4,
+                     linestyle="--" if arm in stock_arms else "-")
+        epochs = np.asarray(c.get("epoch", []), dtype=float) + 1  # epochs completed
+        minutes = np.asarray(c.get("minutes", []), dtype=float)
+        for row, key in enumerate(("dice", "macro_f1")):
+            y = np.asarray(c.get(key, []), dtype=float)
+            if y.size == 0 or np.all(np.isnan(y)):
+                continue
+            label = arm + (" (pseudo Dice)" if arm in stock_arms and key == "dice" else "")
+            axes[row, 0].plot(epochs, y, label=label, **style)
+            axes[row, 1].plot(minutes, y, label=label, **style)
+    for row, name in enumerate(("validation Dice", "validation macro F1")):
+        axes[row, 0].set_ylabel(name)
+        for col in range(2):
+            ax = axes[row, col]
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    for col, name in enumerate(("epochs trained", "training minutes (cumulative epoch time)")):
+        axes[1, col].set_xlabel(name)
+    n_epochs = max((len(c.get("epoch", [])) for c in curves.values()), default=0)
+    for row in range(2):
+        axes[row, 0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axes[row, 0].set_xlim(0.5, max(n_epochs, 1) + 0.5)
+        axes[row, 1].set_xlim(left=0)
+    axes[0, 0].set_title("per epoch")
+    axes[0, 1].set_title("per minute of training")
+    if not any(np.any(~np.isnan(np.asarray(c.get("macro_f1", []), dtype=float))) for c in curves.values()):
+        axes[1, 0].text(0.5, 0.5, "no diagnosis head in these arms", ha="center", transform=axes[1, 0].transAxes)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        axes[0, 1].legend(handles, labels, fontsize=8, loc="lower right")
+    fig.suptitle(title or "Learning curves")
+    if caption:
+        fig.text(0.01, 0.005, "\n".join(textwrap.wrap(caption, 150)), fontsize=7, va="bottom", ha="left")
+        fig.tight_layout(rect=(0, 0.09, 1, 0.97))
+    else:
+        fig.tight_layout(rect=(0, 0, 1, 0.97))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -19,6 +19,7 @@ import numpy as np
 
 from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.benchmark.arms import Arm
+from nnunet_phyjoint.benchmark.stages import BenchmarkConfig, machine_info, plans_of, prepare, train_all
 from nnunet_phyjoint.paths import raw_dir
 
 COPY_KEY = "benchmark_loso_copy_of"
@@ -74,7 +75,7 @@ def _mean(values: list[Any]) -> float | None:
     return float(np.mean(vals)) if vals and len(vals) == len(values) else None
 
 
-def _with_source_plan_settings(cfg, source_name: str):
+def _with_source_plan_settings(cfg: BenchmarkConfig, source_name: str) -> BenchmarkConfig:
     """The copy is planned like the source: its PhyJoint plans' encoder, input size and batch size win."""
     import dataclasses
 
@@ -90,18 +91,19 @@ def _with_source_plan_settings(cfg, source_name: str):
     return dataclasses.replace(cfg, encoder=encoder, size=int(c["patch_size"][0]), batch_size=int(c["batch_size"]))
 
 
-def run_loso(cfg, source_name: str, arms: list[Arm], skipped: list[tuple[str, str]]) -> dict[str, Any]:
+def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: list[tuple[str, str]]) -> dict[str, Any]:
     """Train every arm on each leave-one-scanner-out fold; table and figure under ``OUT/loso``."""
     from nnunet_phyjoint.benchmark import runner
     from nnunet_phyjoint.benchmark.collect import evaluate_predictions, ground_truth_subset
-    from nnunet_phyjoint.benchmark.figures import plot_loso
-    from nnunet_phyjoint.benchmark.pipeline import _machine, _plans_of, prepare, train_all
+    from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
+    from nnunet_phyjoint.benchmark.figures import plot_learning_curves, plot_loso
     from nnunet_phyjoint.benchmark.table import loso_markdown_table, render_report
     from nnunet_phyjoint.atomic_io import atomic_write_text
     from nnunet_phyjoint.evaluation.io import write_json
     from nnunet_phyjoint.splits import leave_one_scanner_out_splits, write_splits
 
     started = time.perf_counter()
+    budget = cfg.budget
     source_id = int(source_name[7:10])
     target_id = cfg.loso_dataset_id if cfg.loso_dataset_id is not None else \
         (source_id + 100 if source_id + 100 <= 999 else source_id - 100)
@@ -122,7 +124,7 @@ def run_loso(cfg, source_name: str, arms: list[Arm], skipped: list[tuple[str, st
 
     rows = []
     for arm in arms:
-        folder = runner.model_folder(name, arm.trainer(cfg.epochs), _plans_of(arm, cfg))
+        folder = runner.model_folder(name, arm.trainer(budget), plans_of(arm, cfg))
         per_scanner = {}
         for fold, split in zip(folds, splits):
             scanner = split["held_out_scanner"]
@@ -133,26 +135,34 @@ def run_loso(cfg, source_name: str, arms: list[Arm], skipped: list[tuple[str, st
             per_scanner[scanner] = _scanner_metrics(metrics)
         mean = {k: _mean([m[k] for m in per_scanner.values()])
                 for k in ("dsc_lesion_only", "dsc_all_image", "f1_macro", "auc_macro")}
-        rows.append({"arm": arm.name, "trainer": arm.trainer(cfg.epochs), "plans": _plans_of(arm, cfg),
-                     "model_folder": str(folder), "per_scanner": per_scanner, "mean": mean})
+        rows.append({"arm": arm.name, "trainer": arm.trainer(budget), "plans": plans_of(arm, cfg),
+                     "model_folder": str(folder), "per_scanner": per_scanner, "mean": mean,
+                     "learning_curve": arm_curves(folder, folds)})
 
     table = loso_markdown_table(rows, scanners)
     figure = plot_loso(rows, scanners, out / "fig_loso.png")
+    curves_figure = plot_learning_curves(
+        {r["arm"]: r["learning_curve"] for r in rows}, out / "fig_learning_curves.png",
+        f"{name}: learning curves, {budget.label} per arm, mean over held-out-scanner folds",
+        LEARNING_CURVE_CAPTION, stock_arms=[a.name for a in arms if a.is_stock])
     wall = time.perf_counter() - started
-    context = [f"dataset `{name}` (copy of `{source_name}`), one fold per held-out scanner, {cfg.epochs} epochs "
-               f"per arm, device `{cfg.device}`",
+    context = [f"budget: {budget.describe()} (`{budget.option}`)",
+               f"dataset `{name}` (copy of `{source_name}`), one fold per held-out scanner, device `{cfg.device}`",
                "cells: lesion-only DSC / macro F1 on the held-out scanner's cases (not seen in training); "
                "mean = unweighted mean over held-out scanners; CIs in table_loso.json and the figure",
                "arms: " + "; ".join(f"`{r['arm']}` = {r['trainer']} on {r['plans']}" for r in rows)]
     notes = [f"`{n}` skipped: {r}" for n, r in skipped]
     notes.append(f"wall time (this invocation): {wall / 60:.1f} min")
     result = {"format_version": 1, "protocol": "leave-one-scanner-out", "dataset": name, "source_dataset": source_name,
-              "scanners": scanners, "epochs": cfg.epochs, "device": cfg.device, "machine": _machine(), "rows": rows,
-              "skipped": [{"arm": n, "reason": r} for n, r in skipped], "runs": runs, "wall_seconds": wall,
+              "scanners": scanners, "epochs": cfg.epochs if budget.is_epochs else None,
+              "minutes_per_fold": None if budget.is_epochs else budget.value, "budget": budget.to_json(),
+              "device": cfg.device, "machine": machine_info(),
+              "rows": rows, "skipped": [{"arm": n, "reason": r} for n, r in skipped], "runs": runs, "wall_seconds": wall,
               "command": " ".join(["phyjoint", *sys.argv[1:]]) if sys.argv and "phyjoint" in sys.argv[0] else None}
     write_json(out / "table_loso.json", result)
-    atomic_write_text(out / "table_loso.md", render_report("Leave one scanner out", table, context, notes,
-                                                          [figure.name]))
+    atomic_write_text(out / "table_loso.md", render_report(
+        f"Leave one scanner out, {budget.label} per arm", table, context, notes,
+        [figure.name, (curves_figure.name, LEARNING_CURVE_CAPTION)]))
     print("\n" + table + "\n", flush=True)
-    print(f"written: {out / 'table_loso.md'}, {out / 'table_loso.json'}, {figure}", flush=True)
+    print(f"written: {out / 'table_loso.md'}, {out / 'table_loso.json'}, {figure}, {curves_figure}", flush=True)
     return result

@@ -117,14 +117,27 @@ def ensure_preprocessed(dataset_name: str, plans_name: str, log_dir: Path, num_p
                 "-np", str(num_processes)], log_dir / f"preprocess_{plans_name}.log", "prepare")
 
 
-def ensure_stock_plans(dataset_name: str, log_dir: Path) -> Path:
-    """nnU-Net's default plans (``nnUNetv2_plan_experiment``), only if missing."""
-    path = preprocessed_dir() / dataset_name / "nnUNetPlans.json"
+def ensure_stock_plans(dataset_name: str, log_dir: Path, plans_name: str = "nnUNetPlans",
+                       planner: str = "ExperimentPlanner") -> Path:
+    """Plans of one of nnU-Net's own planners (``nnUNetv2_plan_experiment -pl PLANNER``), only if missing.
+
+    Default: nnU-Net's default ``nnUNetPlans``; ``plans_name="nnUNetResEncUNetMPlans",
+    planner="nnUNetPlannerResEncM"`` is the residual-encoder M preset. Planning reads the dataset
+    fingerprint and writes only ``<plans_name>.json`` (never ``splits_final.json``), so every
+    plans file shares the folds.
+    """
+    path = preprocessed_dir() / dataset_name / f"{plans_name}.json"
     if not path.is_file():
+        cmd = [script("nnUNetv2_plan_experiment"), "-d", dataset_name[7:10]]
+        if planner != "ExperimentPlanner":
+            cmd += ["-pl", planner]
         # nnU-Net's VRAM estimate calls torch.set_num_threads(nnUNet_n_proc_DA), which fails for 0
         n_da = os.environ.get("nnUNet_n_proc_DA", "1")
-        run_logged([script("nnUNetv2_plan_experiment"), "-d", dataset_name[7:10]], log_dir / "plan_nnUNetPlans.log",
-                   "prepare", env=subprocess_env(nnUNet_n_proc_DA=n_da if n_da.strip() != "0" else "1"))
+        run_logged(cmd, log_dir / f"plan_{plans_name}.log", "prepare",
+                   env=subprocess_env(nnUNet_n_proc_DA=n_da if n_da.strip() != "0" else "1"))
+        if not path.is_file():
+            raise RuntimeError(f"nnUNetv2_plan_experiment -pl {planner} did not write {path} "
+                               f"(log: {log_dir / f'plan_{plans_name}.log'})")
     return path
 
 

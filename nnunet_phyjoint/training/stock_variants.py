@@ -7,7 +7,10 @@ fold (``ceil(n_train / batch)`` iterations) and the per-epoch validation to one 
 validation fold, so that "N epochs" costs both methods the same number of images.
 
 nnU-Net finds trainers by class *name* in the modules of ``nnUNet_extTrainer``, so every budget
-in :data:`EPOCH_BUDGETS` exists as a module-level class ``nnUNetTrainer_onePass_{N}epochs``.
+in :data:`EPOCH_BUDGETS` exists as a module-level class ``nnUNetTrainer_onePass_{N}epochs``, and
+every wall-clock budget in :data:`MINUTE_BUDGETS` as ``nnUNetTrainer_onePass_{M}min`` (training
+time per fold; the epoch count is planned from the first epoch, see
+:mod:`nnunet_phyjoint.training.wall_clock_budget`).
 """
 from __future__ import annotations
 
@@ -16,12 +19,21 @@ import math
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_phyjoint.training.wall_clock_budget import WallClockBudgetMixin
+
 EPOCH_BUDGETS: tuple[int, ...] = (1, 2, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50, 100, 200)
+#: training minutes per fold that exist as trainer classes (``--minutes-per-fold``)
+MINUTE_BUDGETS: tuple[int, ...] = (1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120)
 
 
 def stock_trainer_name(epochs: int) -> str:
     """Class name of the stock one-pass trainer with ``epochs`` epochs."""
     return f"nnUNetTrainer_onePass_{int(epochs)}epochs"
+
+
+def stock_minutes_trainer_name(minutes: int) -> str:
+    """Class name of the stock one-pass trainer with a wall-clock budget of ``minutes`` per fold."""
+    return f"nnUNetTrainer_onePass_{int(minutes)}min"
 
 
 class nnUNetTrainer_onePass(nnUNetTrainer):
@@ -55,8 +67,21 @@ def _make(epochs: int) -> type:
     })
 
 
-__all__ = ["EPOCH_BUDGETS", "stock_trainer_name", "nnUNetTrainer_onePass"]
+def _make_minutes(minutes: int) -> type:
+    name = stock_minutes_trainer_name(minutes)
+    return type(name, (WallClockBudgetMixin, nnUNetTrainer_onePass), {
+        "budget_minutes": minutes, "__module__": __name__, "__qualname__": name,
+        "__doc__": f"Stock nnU-Net, one-pass epochs for {minutes} min of training per fold "
+                   "(epoch count and LR schedule planned from the first epoch).",
+    })
+
+
+__all__ = ["EPOCH_BUDGETS", "MINUTE_BUDGETS", "stock_trainer_name", "stock_minutes_trainer_name",
+           "nnUNetTrainer_onePass"]
 for _n in EPOCH_BUDGETS:
     globals()[stock_trainer_name(_n)] = _make(_n)
     __all__.append(stock_trainer_name(_n))
+for _n in MINUTE_BUDGETS:
+    globals()[stock_minutes_trainer_name(_n)] = _make_minutes(_n)
+    __all__.append(stock_minutes_trainer_name(_n))
 del _n

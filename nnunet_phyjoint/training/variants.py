@@ -6,7 +6,8 @@ import torch
 from nnunet_phyjoint.training.phyjoint_trainer import PhyJointTrainer
 
 __all__ = [
-    "PhyJointTrainer_noLatentAug", "PhyJointTrainer_noPhyAug", "PhyJointTrainer_AdamW", "PhyJointTrainer_lr1e3",
+    "PhyJointTrainer_noLatentAug", "PhyJointTrainer_noPhyAug", "PhyJointTrainer_AdamW", "PhyJointTrainer_paper",
+    "PhyJointTrainer_focal", "PhyJointTrainer_lr1e4", "PhyJointTrainer_noGating",
     "PhyJointTrainer_physGain", "PhyJointTrainer_physTGC", "PhyJointTrainer_physSpeckle",
     "PhyJointTrainer_physDynamicRange", "PhyJointTrainer_physAll",
     "PhyJointTrainer_INT8", "PhyJointTrainer_INT4",
@@ -83,12 +84,31 @@ class PhyJointTrainer_AdamW(PhyJointTrainer):
     optimizer_name = "adamw"
 
 
-class PhyJointTrainer_lr1e3(PhyJointTrainer):
-    """Learning rate 1e-3 instead of the paper's 1e-4, for encoders that start from random weights."""
+class PhyJointTrainer_paper(PhyJointTrainer):
+    """The paper's literal recipe: AdamW8bit lr 1e-4, DiceFocal with gamma 2, raw (ungated) masks."""
 
-    # the paper's 1e-4 fine-tunes an ImageNet encoder; from scratch (no weights on the machine) it learns
-    # too slowly for short budgets, and this variant shows how much of a gap to stock nnU-Net that explains
-    learning_rate = 1e-3
+    # kept so that the paper can be reproduced; docs/training-recipe.md measures why the default differs
+    learning_rate = 1e-4
+    focal_gamma = 2.0
+    gate_normal_masks = False
+
+
+class PhyJointTrainer_focal(PhyJointTrainer):
+    """Ablation: the paper's focal term (gamma 2) instead of gamma 0 (cross-entropy)."""
+
+    focal_gamma = 2.0
+
+
+class PhyJointTrainer_lr1e4(PhyJointTrainer):
+    """Ablation: the paper's learning rate 1e-4 instead of 1e-3."""
+
+    learning_rate = 1e-4
+
+
+class PhyJointTrainer_noGating(PhyJointTrainer):
+    """Ablation: raw masks in the final validation (no diagnosis gating of normal images)."""
+
+    gate_normal_masks = False
 
 
 def _with_quantized_encoder(bits: int):
