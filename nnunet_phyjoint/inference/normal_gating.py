@@ -43,30 +43,25 @@ def gate_masks(folder: str | os.PathLike, probabilities: Mapping[str, np.ndarray
         path = folder / f"{case}{file_ending}"
         if not path.is_file() or not is_called_normal(np.asarray(probs)):
             continue
-        mask = _read(path)
-        if not mask.any():
+        import SimpleITK as sitk
+
+        mask = sitk.ReadImage(str(path))
+        if not sitk.GetArrayViewFromImage(mask).any():
             continue
         if keep_ungated:
             (folder / UNGATED_FOLDER).mkdir(exist_ok=True)
             shutil.copy2(path, folder / UNGATED_FOLDER / path.name)
-        _write_like(path, np.zeros_like(mask))
+        _write_empty_like(path, mask)
         gated.append(case)
     return gated
 
 
-def _read(path: Path) -> np.ndarray:
+def _write_empty_like(path: Path, mask) -> None:
+    """Replace ``path`` by an all-zero image of ``mask``'s size, type and geometry (spacing, origin, direction)."""
     import SimpleITK as sitk
 
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
-
-
-def _write_like(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` with the geometry (spacing, origin, direction) of the file there now."""
-    import SimpleITK as sitk
-
-    reference = sitk.ReadImage(str(path))
-    image = sitk.GetImageFromArray(array.astype(sitk.GetArrayViewFromImage(reference).dtype))
-    image.CopyInformation(reference)
+    image = sitk.GetImageFromArray(np.zeros_like(sitk.GetArrayViewFromImage(mask)))
+    image.CopyInformation(mask)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     sitk.WriteImage(image, str(tmp))
     os.replace(tmp, path)
