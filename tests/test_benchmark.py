@@ -168,7 +168,9 @@ def _entry(v, lo, hi):
 def _row(arm, dsc, f1=None):
     seg = {"dsc": {"lesion_only": _entry(dsc, dsc - 0.05, dsc + 0.04), "all_image": _entry(dsc + 0.02, dsc, dsc + 0.05)},
            "jaccard": {"lesion_only": _entry(dsc - 0.1, dsc - 0.15, dsc - 0.05)},
-           "hd95_px": _entry(12.345, 10.0, 15.5)}
+           "hd95_px": _entry(12.345, 10.0, 15.5),
+           "area_ratio_lesion": {"median": 1.0349, "q25": 0.9, "q75": 1.2, "n": 8},
+           "counts": {"cases": 10, "lesion_cases": 8, "empty_gt_cases": 2, "both_empty": 1}}
     cls = None if f1 is None else {"f1_macro": _entry(f1, f1 - 0.1, f1 + 0.1), "auc_macro": _entry(0.9, 0.85, 0.95)}
     costs = {"params": 2_500_000, "macs": 1_230_000_000, "checkpoint_mb": 10.0, "packed_mb": None,
              "export_bits": None, "train_seconds": 600.0, "epochs_trained": [5, 5], "inference_ms": 12.34}
@@ -187,7 +189,8 @@ def test_markdown_table_formats_values_cis_and_dashes():
     nnunet = [c.strip() for c in lines[2].strip("|").split("|")]
     assert nnunet[0] == "`nnunet`" and nnunet[1] == "0.700 [0.650, 0.740]" and nnunet[4] == "12.3 [10.0, 15.5]"
     assert nnunet[5] == "—" and nnunet[6] == "—"  # no diagnosis head: no F1, no AUC
-    assert nnunet[7:] == ["2.50", "1.23", "10.00", "10.0", "5/5", "12.3"]
+    assert nnunet[7:9] == ["1.03", "1/2"]  # median predicted/true area; empty masks on the 2 normal images
+    assert nnunet[9:] == ["2.50", "1.23", "10.00", "10.0", "5/5", "12.3"]
     phyjoint = [c.strip() for c in lines[3].strip("|").split("|")]
     assert phyjoint[5] == "0.600 [0.500, 0.700]" and phyjoint[6] == "0.900 [0.850, 0.950]"
 
@@ -266,7 +269,9 @@ def test_phyjoint_early_stop_shares_the_budget_stop_exception():
 def test_plan_epochs_and_stop_reason():
     from nnunet_phyjoint.training.wall_clock_budget import plan_epochs, stop_reason
 
-    assert plan_epochs(300, 61) == 4 and plan_epochs(300, 60) == 5 and plan_epochs(60, 90) == 1
+    # the count nearest the budget: 300/61 = 4.9 -> 5, 300/70 = 4.3 -> 4, 300/172 = 1.7 -> 2 (not 1 = 57 %)
+    assert plan_epochs(300, 61) == 5 and plan_epochs(300, 70) == 4 and plan_epochs(300, 172) == 2
+    assert plan_epochs(300, 200) == 2 and plan_epochs(60, 90) == 1 and plan_epochs(60, 200) == 1
     assert plan_epochs(60, 0.0) >= 1 and plan_epochs(60, float("nan")) == 1
     with pytest.raises(ValueError):
         plan_epochs(0, 10)
@@ -274,7 +279,11 @@ def test_plan_epochs_and_stop_reason():
     assert stop_reason(60, 6, [10, 10]) is None
     assert "planned" in stop_reason(60, 2, [10, 10])
     assert stop_reason(60, 6, [10, 20]) is None                 # 30 s spent + 20 s = 50 s <= 60 s
-    assert "exceed" in stop_reason(60, 6, [10, 20, 20])        # 50 s spent + 20 s > 60 s
+    assert stop_reason(60, 6, [10, 20, 15]) is None            # 45 s spent + 15 s = 60 s: on budget
+    assert "exceed" in stop_reason(60, 6, [10, 20, 20])        # 50 + 20 = 70 s > 60 s + half of 10 s
+    assert stop_reason(60, 6, [20, 25]) is None                 # 45 + 25 = 70 s <= 60 s + half of 20 s
+    assert "exceed" in stop_reason(60, 6, [20, 30])            # 50 + 30 = 80 s > 70 s
+
 
 
 class _FakeLogger:

@@ -80,6 +80,8 @@ def test_cli_end_to_end(folders, capsys):
     assert seg["hd95_mm"]["value"] == pytest.approx(0.5)
     assert seg["counts"] == {"cases": 6, "lesion_cases": 4, "empty_gt_cases": 2, "both_empty": 1,
                              "false_positive_on_empty_gt": 1, "missed_lesions": 1}
+    # predicted / true area on the 4 lesion cases: 1, 1, 0 (missed), 1
+    assert seg["area_ratio_lesion"] == pytest.approx({"median": 1.0, "q25": 0.75, "q75": 1.0, "n": 4})
     for entry in (seg["dsc"]["lesion_only"], seg["dsc"]["all_image"], seg["hd95_px"]):
         assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
     cls = metrics["classification"]

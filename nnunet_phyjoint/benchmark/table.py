@@ -47,6 +47,19 @@ def _num(x: Any, fmt: str) -> str:
     return DASH if _missing(x) else format(x, fmt)
 
 
+def mask_cells(metrics: Mapping[str, Any] | None) -> list[str]:
+    """Median predicted / true lesion area (lesion cases) and empty masks on empty ground truth (k/n)."""
+    seg = (metrics or {}).get("segmentation") or {}
+    area, counts = seg.get("area_ratio_lesion"), seg.get("counts")
+    cells = [DASH if not area else f"{area['median']:.2f}"]
+    if not counts or not counts.get("empty_gt_cases"):
+        return cells + [DASH]
+    return cells + [f"{counts['both_empty']}/{counts['empty_gt_cases']}"]
+
+
+MASK_COLUMNS = ("Area pred/true (median)", "Empty mask on normal")
+
+
 def cost_cells(costs: Mapping[str, Any] | None) -> list[str]:
     """Params (M), MACs (G), size (MB), train time (min), epochs, inference ms/img."""
     c = costs or {}
@@ -69,11 +82,12 @@ COST_COLUMNS = ("Params M", "MACs G", "Size MB", "Train min (all folds)", "Epoch
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Rows ``{arm, trainer, metrics, costs}`` as a Markdown table (metrics with 95% CIs)."""
-    head = ["Arm", *(c[0] for c in METRIC_COLUMNS), *COST_COLUMNS]
+    head = ["Arm", *(c[0] for c in METRIC_COLUMNS), *MASK_COLUMNS, *COST_COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for row in rows:
         cells = [f"`{row['arm']}`"]
         cells += [format_ci(metric_entry(row.get("metrics"), path), digits) for _, path, digits in METRIC_COLUMNS]
+        cells += mask_cells(row.get("metrics"))
         cells += cost_cells(row.get("costs"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,6 +4,8 @@ Writes the masks exactly as ``nnUNetv2_predict`` does and ``classification.csv``
 (case_id, predicted_class, prob_normal, prob_benign, prob_malignant), averaged over mirrors,
 tiles and folds. With ``-m MODEL_FOLDER`` instead of ``-d/-tr/-p/-c`` it takes the arguments of
 ``nnUNetv2_predict_from_modelfolder``; MODEL_FOLDER may be a folder written by ``phyjoint export``.
+An ONNX export (``phyjoint export --format onnx``) runs on ONNX Runtime through the standalone
+predictor :mod:`nnunet_phyjoint.onnx_predict` (same preprocessing, mirroring, fold ensembling and files).
 
 Every input image is checked first (readable to the end, 2-D, one channel or convertible):
 colour images are converted to grey as the converters do, unreadable ones are named, skipped
@@ -77,6 +79,12 @@ def model_dataset_json(argv: list[str]) -> dict | None:
 
 def predict_checked(argv: list[str], strict: bool = False, gating: bool = True) -> int:
     """Check the inputs, predict the usable ones, print the summary; 0, 3 (something skipped) or 1 (stopped)."""
+    model = option_value(argv, "-m")
+    if model is not None:
+        from nnunet_phyjoint.onnx_predict.manifest import is_onnx_export
+
+        if is_onnx_export(model):
+            return predict_onnx(argv, strict, gating)
     from nnunet_phyjoint.inference.input_check import (
         EXIT_SKIPPED, check_prediction_folder, log_checks, strict_error, summary,
     )
@@ -108,6 +116,30 @@ def predict_checked(argv: list[str], strict: bool = False, gating: bool = True) 
             gate_prediction_folder(output, dataset_json.get("file_ending", ".png"))
     print(summary(report, "predicted"), flush=True)
     return EXIT_SKIPPED if report.skipped else 0
+
+
+# nnU-Net options that mean nothing for ONNX Runtime on the CPU (worker counts, device); the others it does not
+# take (-chk: the checkpoint was chosen at export time) are refused by the ONNX predictor's parser
+_ONNX_IGNORED = {"-npp": 1, "-nps": 1, "-device": 1, "--verbose": 0}
+
+
+def predict_onnx(argv: list[str], strict: bool, gating: bool) -> int:
+    """``phyjoint predict -m ONNX_EXPORT ...``: nnU-Net's option names, run by the standalone ONNX predictor."""
+    from nnunet_phyjoint.onnx_predict.__main__ import main as onnx_main
+
+    kept, i = [], 0
+    while i < len(argv):
+        if argv[i] in _ONNX_IGNORED:
+            i += 1 + _ONNX_IGNORED[argv[i]]
+            continue
+        if argv[i] == "--save_probabilities":
+            print("phyjoint predict: error: --save_probabilities is not available for ONNX exports "
+                  "(nnU-Net's .npz/.pkl files need nnU-Net)", file=sys.stderr)
+            return 2
+        kept.append(argv[i])
+        i += 1
+    flags = (["--strict"] if strict else []) + ([] if gating else ["--no-gating"])
+    return onnx_main([*kept, *flags], prog="phyjoint predict")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -208,6 +208,15 @@ def _entry(point: Mapping[str, float], ci: Mapping[str, tuple[float, float]], ke
     return {"value": point[key], "ci_low": lo, "ci_high": hi, "n": n}
 
 
+def _area_ratio(pred_pix: np.ndarray, gt_pix: np.ndarray) -> dict | None:
+    """Predicted / true lesion area over the cases with a lesion: median and quartiles (over- vs under-segmentation)."""
+    if len(gt_pix) == 0:
+        return None
+    ratio = np.asarray(pred_pix, dtype=float) / np.asarray(gt_pix, dtype=float)
+    q25, median, q75 = (float(v) for v in np.percentile(ratio, [25, 50, 75]))
+    return {"median": median, "q25": q25, "q75": q75, "n": int(len(ratio))}
+
+
 def _segmentation_summary(columns, point, ci) -> dict:
     gt_pix, pred_pix = columns["gt_pixels"], columns["pred_pixels"]
     lesion, empty = gt_pix > 0, gt_pix == 0
@@ -223,6 +232,7 @@ def _segmentation_summary(columns, point, ci) -> dict:
                 "all_image": _entry(point, ci, "dsc_all_image", n)},
         "jaccard": {"lesion_only": _entry(point, ci, "jaccard_lesion_only", n_lesion),
                     "all_image": _entry(point, ci, "jaccard_all_image", n)},
+        "area_ratio_lesion": _area_ratio(pred_pix[lesion], gt_pix[lesion]),
     }
     for unit in ("px", "mm"):
         values = columns[f"hd95_{unit}"]

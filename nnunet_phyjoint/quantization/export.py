@@ -47,6 +47,16 @@ def encoder_file_name(bits: int) -> str:
     return f"encoder_int{bits}.safetensors"
 
 
+def check_export_paths(model_folder: Path, out: Path, overwrite: bool) -> None:
+    """Refuse a source that is not an nnU-Net trained model folder, and an existing ``out`` unless ``overwrite``."""
+    for name in REQUIRED_JSON:
+        if not (model_folder / name).is_file():
+            raise FileNotFoundError(f"{model_folder / name} not found: "
+                                    f"{model_folder} is not an nnU-Net trained model folder")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+
+
 def export_model_folder(model_folder: Path, bits: int, out: Path, folds: Iterable[int | str] | None = None,
                         checkpoint_name: str = DEFAULT_CHECKPOINT, overwrite: bool = False,
                         verbose: bool = True) -> dict:
@@ -61,12 +71,7 @@ def export_model_folder(model_folder: Path, bits: int, out: Path, folds: Iterabl
     model_folder, out = Path(model_folder), Path(out)
     if bits not in (8, 4):
         raise ValueError(f"--bits must be 8 or 4, got {bits!r}")
-    for name in REQUIRED_JSON:
-        if not (model_folder / name).is_file():
-            raise FileNotFoundError(f"{model_folder / name} not found: "
-                                    f"{model_folder} is not an nnU-Net trained model folder")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    check_export_paths(model_folder, out, overwrite)
     fold_list = _resolve_folds(model_folder, folds, checkpoint_name)
     plans = _read_json(model_folder / "plans.json")
     dataset_json = _read_json(model_folder / "dataset.json")

@@ -40,6 +40,7 @@ from torch import autocast
 
 from nnunet_phyjoint.evaluation.classification_metrics import scalar_metrics
 from nnunet_phyjoint.metadata import CLASS_NAMES, load_case_metadata
+from nnunet_phyjoint.training.cpu_threads import limit_cpu_threads
 from nnunet_phyjoint.training.early_stopping import is_new_best, should_stop
 from nnunet_phyjoint.training.progress_logger import PhyJointLocalLogger
 from nnunet_phyjoint.training.wall_clock_budget import StopTraining
@@ -80,6 +81,7 @@ class PhyJointTrainer(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        limit_cpu_threads(self.device)
         self.initial_lr = self.learning_rate
         self.enable_deep_supervision = self.use_deep_supervision
         self.weight_decay = self.adamw_weight_decay

@@ -19,6 +19,7 @@ import math
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_phyjoint.training.cpu_threads import limit_cpu_threads
 from nnunet_phyjoint.training.wall_clock_budget import WallClockBudgetMixin
 
 EPOCH_BUDGETS: tuple[int, ...] = (1, 2, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50, 100, 200)
@@ -44,6 +45,7 @@ class nnUNetTrainer_onePass(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        limit_cpu_threads(self.device)
         if self.budget_epochs is not None:
             self.num_epochs = int(self.budget_epochs)
 

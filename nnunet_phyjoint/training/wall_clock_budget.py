@@ -6,12 +6,15 @@ loop. :class:`WallClockBudgetMixin` therefore
 
 1. starts with a very large ``num_epochs`` (the first epoch's learning rate is the initial one for
    any ``max_steps``),
-2. after the first epoch fixes the planned epoch count
-   ``N = max(1, floor(budget / first_epoch_seconds))`` and sets both ``self.num_epochs`` and the LR
-   scheduler's ``max_steps`` to N (nnU-Net's ``PolyLRScheduler`` and our ``GroupPolyLRScheduler``
-   both have it), so the polynomial decay ends at the budget,
+2. after the first epoch fixes the planned epoch count ``N = max(1, round(budget / first_epoch_seconds))``
+   (the count whose planned time is nearest the budget, so every arm trains within half an epoch of
+   it: rounding down would give an arm with 170 s epochs one epoch, 57 % of a 5-minute budget, and one
+   with 50 s epochs 98 %) and sets both ``self.num_epochs`` and the LR scheduler's ``max_steps`` to N
+   (nnU-Net's ``PolyLRScheduler`` and our ``GroupPolyLRScheduler`` both have it), so the polynomial
+   decay ends at the budget,
 3. raises :class:`StopTraining` from ``on_epoch_end`` when the N epochs are done, or earlier when
-   the training time so far plus the last epoch's duration would exceed the budget; its
+   the training time so far plus the last epoch's duration would exceed the budget by more than
+   half the first epoch (epochs slowed down after the plan); its
    ``run_training`` catches it and calls ``on_train_end`` (``checkpoint_final.pth``; nnU-Net's
    ``nnUNetv2_train`` entry then runs the final validation as usual).
 
@@ -41,13 +44,16 @@ class StopTraining(Exception):
 
 
 def plan_epochs(budget_seconds: float, first_epoch_seconds: float) -> int:
-    """Epochs that fit in the budget at the first epoch's pace: ``max(1, floor(budget / first))``."""
+    """Epochs whose time at the first epoch's pace is nearest the budget: ``max(1, round(budget / first))``.
+
+    Halves round up (1.5 -> 2), so a plan never falls short of the budget by more than half an epoch.
+    """
     if budget_seconds <= 0:
         raise ValueError(f"budget must be positive, got {budget_seconds} s")
     if not math.isfinite(first_epoch_seconds):
         return 1
     first = max(float(first_epoch_seconds), 1e-6)
-    return int(min(UNPLANNED_NUM_EPOCHS, max(1, math.floor(budget_seconds / first + 1e-9))))
+    return int(min(UNPLANNED_NUM_EPOCHS, max(1, math.floor(budget_seconds / first + 0.5))))
 
 
 def epoch_durations(starts: Sequence[float], ends: Sequence[float]) -> list[float]:
@@ -59,7 +65,8 @@ def stop_reason(budget_seconds: float, planned_epochs: int, durations: Sequence[
     """Why training stops after the epochs in ``durations`` (None: go on).
 
     Stops when ``planned_epochs`` epochs are done, or when the time spent plus the last epoch's
-    duration (the estimate of the next one) would exceed the budget.
+    duration (the estimate of the next one) would exceed the budget by more than half the first
+    epoch, the most a plan made at the first epoch's pace overshoots (epochs got slower since).
     """
     done = len(durations)
     if done >= planned_epochs:
@@ -67,9 +74,9 @@ def stop_reason(budget_seconds: float, planned_epochs: int, durations: Sequence[
     if done == 0:
         return None
     spent = float(sum(durations))
-    if spent + float(durations[-1]) > budget_seconds:
+    if spent + float(durations[-1]) > budget_seconds + 0.5 * float(durations[0]):
         return (f"{spent / 60:.2f} min spent; another epoch (~{durations[-1]:.1f} s) would exceed the "
-                f"{budget_seconds / 60:g} min budget")
+                f"{budget_seconds / 60:g} min budget by more than half an epoch")
     return None
 
 
