@@ -42,7 +42,7 @@ class ValidationCase:
 
 def validation_cases(dataset_name: str, fold: int, limit: int | None = None) -> list[ValidationCase]:
     """The fold's validation cases with raw images, labels and diagnosis; [] where the raw data is absent."""
-    from nnunet_phyjoint.metadata import CLASS_NAMES, METADATA_KEY
+    from nnunet_phyjoint.metadata import CLASS_NAMES, METADATA_KEY, load_case_metadata
     from nnunet_phyjoint.paths import preprocessed_dir, raw_dir
 
     splits_file = preprocessed_dir() / dataset_name / "splits_final.json"
@@ -50,7 +50,8 @@ def validation_cases(dataset_name: str, fold: int, limit: int | None = None) -> 
     if not splits_file.is_file() or not (raw / "dataset.json").is_file():
         return []
     dataset_json = json.loads((raw / "dataset.json").read_text())
-    meta = dataset_json.get(METADATA_KEY, {}).get("cases", {})
+    # a dataset without our metadata has no diagnosis to score: no cases (the rows are then timing only)
+    labels = {c: m.label for c, m in load_case_metadata(dataset_json).items()} if METADATA_KEY in dataset_json else {}
     ending = dataset_json.get("file_ending", ".png")
     splits = json.loads(splits_file.read_text())
     if fold >= len(splits):
@@ -59,8 +60,8 @@ def validation_cases(dataset_name: str, fold: int, limit: int | None = None) -> 
     for case in sorted(splits[fold]["val"])[:limit]:
         images = sorted((raw / "imagesTr").glob(f"{case}_[0-9][0-9][0-9][0-9]{ending}"))
         label = raw / "labelsTr" / f"{case}{ending}"
-        if images and label.is_file() and meta.get(case, {}).get("class") in CLASS_NAMES:
-            cases.append(ValidationCase(case, images, label, CLASS_NAMES.index(meta[case]["class"])))
+        if images and label.is_file() and labels.get(case) in CLASS_NAMES:
+            cases.append(ValidationCase(case, images, label, CLASS_NAMES.index(labels[case])))
     return cases
 
 
