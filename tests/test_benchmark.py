@@ -666,3 +666,18 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
     # a second run trains nothing: every fold is done
     again = _run(cmd, env)
     assert again.stdout.count("already trained") == 8 and "$ nnUNetv2_train" not in again.stdout
+
+
+def test_inference_timing_cache_is_reused_only_for_the_same_checkpoint_device_and_count(tmp_path):
+    from nnunet_phyjoint.benchmark.costs import _cached_timing
+    from nnunet_phyjoint.evaluation.io import write_json
+
+    cache = tmp_path / "timing" / "arm.json"
+    key = {"checkpoint": "/x/fold_0/checkpoint_final.pth", "checkpoint_mtime_ns": 1, "device": "cpu", "n_images": 4}
+    assert _cached_timing(cache, key) is None and _cached_timing(None, key) is None
+    write_json(cache, {"key": key, "timing": {"ms_per_image": 12.5}})
+    assert _cached_timing(cache, key) == {"ms_per_image": 12.5}
+    for change in ({"checkpoint_mtime_ns": 2}, {"device": "cuda"}, {"n_images": 8}):
+        assert _cached_timing(cache, {**key, **change}) is None  # retrained or measured differently: time again
+    cache.write_text("{not json")
+    assert _cached_timing(cache, key) is None

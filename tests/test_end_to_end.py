@@ -91,6 +91,8 @@ def pipeline(tmp_path_factory):
 def test_training_outputs_and_resume(pipeline):
     import torch
 
+    from nnunet_phyjoint.style_shift.defaults import CPU_LAYER
+
     results = pipeline["results"]
     for fold in range(4):
         fd = results / f"fold_{fold}"
@@ -104,7 +106,8 @@ def test_training_outputs_and_resume(pipeline):
         logs = "".join(p.read_text() for p in fd.glob("training_log_*.txt"))
         assert "physics style shift: p=0.3" in logs and "AdamW8bit" in logs
         style = pipeline["root"] / "nnUNet_preprocessed" / "Dataset990_E2E" / "phyjoint_style"
-        assert (style / f"PhyJointPlans__2d__fold{fold}" / "record.json").is_file()
+        # one decoder per fold and AdaIN layer; on the CPU the layer is the CPU default
+        assert (style / f"PhyJointPlans__2d__fold{fold}__{CPU_LAYER}" / "record.json").is_file()
         assert (fd / "validation" / "summary.json").is_file()
         rows = read_csv(fd / "validation" / "classification.csv")
         splits = json.loads((pipeline["root"] / "nnUNet_preprocessed" / "Dataset990_E2E" / "splits_final.json").read_text())

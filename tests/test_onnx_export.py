@@ -129,3 +129,66 @@ def test_int8_calibration_uses_every_image_also_in_multiples_of_four(tmp_path):
     images = np.random.default_rng(0).normal(size=(8, 1, 16, 16)).astype(np.float32)
     quantize_int8(fp32, tmp_path / "tiny_int8.onnx", images, keep_output_layers_float=False)
     assert integer_kernels(tmp_path / "tiny_int8.onnx")["QLinearConv"] >= 1
+
+
+def test_int8_keeps_heads_and_early_encoder_float_and_the_rest_integer(tiny):
+    """The default rule: the heads (mask head conv + its resize, diagnosis head's last layer) and the
+    encoder's stem and first two stages (timm conv_stem, blocks.0, blocks.1) stay float in the graph ONNX
+    Runtime runs; everything else in the encoder and decoder runs on integer kernels."""
+    from nnunet_phyjoint.onnx_export.int8 import KEEP_FLOAT_RULES, _runtime_nodes
+
+    entry = tiny["report"]["folds"]["0"]
+    kept = entry["float_nodes"]
+    assert kept["rules"] == ["encoder-early"] and entry["calibration"]["method"] == "minmax"
+    stage0 = tuple(KEEP_FLOAT_RULES["encoder-early"])
+    assert "/network/decoder/seg_heads.0/Conv" in kept["nodes"]  # found back through the final Resize
+    assert any(n.startswith(stage0) for n in kept["nodes"])
+    runtime = _runtime_nodes(tiny["export"] / "fold_0" / "model_int8.onnx")
+    ops = {name: op for name, op in runtime}
+    for name in kept["nodes"]:
+        assert not ops.get(name, "").startswith("QLinear"), (name, ops.get(name))
+    float_convs = [n for n, op in runtime if op in ("Conv", "FusedConv")]
+    assert "/network/decoder/seg_heads.0/Conv" in float_convs
+    assert any(n.startswith(stage0) for n in float_convs)
+    assert all(n.startswith(stage0) or "seg_heads" in n for n in float_convs), float_convs
+    integer_convs = [n for n, op in runtime if op == "QLinearConv"]
+    assert not any(n.startswith(stage0) or "seg_heads" in n for n in integer_convs)
+    assert any("/network/encoder/model/blocks.2/" in n for n in integer_convs)
+    assert all(any(n.startswith(p) for n in float_convs) for p in stage0)  # stem, blocks.0 and blocks.1 float
+    assert any(n.startswith("/network/decoder/x") for n in integer_convs)
+    assert ops["/network/classification_head/mlp/mlp.4/Gemm"] == "Gemm"
+
+
+def test_keep_float_rules_patterns_and_lone_nodes(tmp_path):
+    """``keep_float=()`` quantizes all but the heads; a hand-given pattern must match; a lone float conv between
+    quantized neighbours is caught (ONNX Runtime would quantize its weights itself)."""
+    import torch
+
+    from nnunet_phyjoint.onnx_export.int8 import (
+        INPUT_NAME, float_nodes_that_run_integer, keep_float_nodes, output_layer_names, quantize_int8,
+    )
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = (torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1),
+                                      torch.nn.Conv2d(8, 2, 1))
+
+        def forward(self, x):
+            y = self.c(self.b(torch.relu(self.a(x))))  # b linear, as the conv_pw of Lite0's blocks.0
+            return torch.nn.functional.interpolate(y, scale_factor=2.0, mode="bilinear")
+
+    fp32 = tmp_path / "net.onnx"
+    torch.onnx.export(Net().eval(), torch.zeros(1, 1, 16, 16), str(fp32), input_names=[INPUT_NAME],
+                      output_names=["out"], opset_version=17, dynamo=False)
+    heads = output_layer_names(fp32)
+    assert heads[0].endswith("Resize") and any(n.startswith("/c/") for n in heads)  # back through the Resize
+    with pytest.raises(ValueError, match="matches no node"):
+        keep_float_nodes(fp32, ["/no/such/node"])
+    assert keep_float_nodes(fp32, ["encoder-early"]) == keep_float_nodes(fp32, ())  # rule absent: no error
+    images = np.random.default_rng(0).normal(size=(4, 1, 16, 16)).astype(np.float32)
+    lone = quantize_int8(fp32, tmp_path / "lone.onnx", images, keep_output_layers_float=False, keep_float=["/b/"])
+    assert lone == ["/b/Conv"]
+    assert float_nodes_that_run_integer(tmp_path / "lone.onnx", lone) == ["/b/Conv"]
+    kept = quantize_int8(fp32, tmp_path / "heads.onnx", images, keep_float=())
+    assert float_nodes_that_run_integer(tmp_path / "heads.onnx", kept) == []

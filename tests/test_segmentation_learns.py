@@ -60,6 +60,8 @@ def trained(tmp_path_factory):
         torch.manual_seed(0)
         trainer = PhyJointTrainer_noPhyAug(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
         trainer.initialize()
+        heads = trainer._bare_network().decoder.seg_heads
+        initial_p = [float(torch.softmax(h.bias.detach(), 0)[1]) for h in heads]
         keys = sorted(trainer.do_split()[0])[:N_IMAGES]
         dataset = trainer.dataset_class(trainer.preprocessed_dataset_folder, keys)
         data, seg = [], []
@@ -79,7 +81,8 @@ def trained(tmp_path_factory):
         # far batch norm's running averages have caught up after a few dozen steps
         with torch.no_grad():
             outputs = trainer.network(data)
-        yield {"outputs": outputs, "gt": seg[:, 0].numpy() > 0, "losses": losses, "trainer": trainer}
+        yield {"outputs": outputs, "gt": seg[:, 0].numpy() > 0, "losses": losses, "trainer": trainer,
+               "initial_p": initial_p}
     finally:
         mp.undo()
 
@@ -112,3 +115,14 @@ def test_recipe_is_logged(trained):
     trainer = trained["trainer"]
     log = open(trainer.log_file).read()
     assert "deep supervision (nested layout)" in log and "new_layers" in log
+
+
+def test_heads_start_at_the_lesion_prior(trained):
+    # every head starts at p(lesion) = seg_head_prior (docs/training-recipe.md, round 2: R3), and says so
+    prior = trained["trainer"].seg_head_prior
+    assert prior == 0.01
+    assert trained["initial_p"] == pytest.approx([prior] * len(trained["initial_p"]), rel=1e-4)
+    assert f"segmentation heads initialised at p(lesion) = {prior:g}" in open(trained["trainer"].log_file).read()
+    from nnunet_phyjoint.training.variants import PhyJointTrainer_noHeadPrior, PhyJointTrainer_paper
+
+    assert PhyJointTrainer_paper.seg_head_prior is None and PhyJointTrainer_noHeadPrior.seg_head_prior is None

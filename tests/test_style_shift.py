@@ -16,10 +16,16 @@ import torch
 from nnunet_phyjoint.metadata import CaseMeta, metadata_block
 from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
 from nnunet_phyjoint.style_shift.augmenter import StyleShiftAugmenter
-from nnunet_phyjoint.style_shift.fit import adain_losses, fit_decoder_on_bank, fit_style_decoder, load_style_decoder, style_folder
+from nnunet_phyjoint.style_shift.fit import (
+    CPU_LAYER, adain_losses, default_fit_settings, fit_decoder_on_bank, fit_style_decoder, load_style_decoder,
+    style_folder,
+)
+from nnunet_phyjoint.style_shift.quality import edge_correlation, measure_style_shift, statistics_shift
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
-from nnunet_phyjoint.style_shift.vgg_descriptor import VGGDescriptor, to_unit
+from nnunet_phyjoint.style_shift.vgg_descriptor import (
+    LAYER_CHANNELS, STYLE_LAYERS, VGGDescriptor, downsampling, layers_up_to, to_unit,
+)
 
 SLIM = 1 / 16
 PLANS = "PhyJointPlans"
@@ -222,19 +228,126 @@ def test_fit_style_decoder_saves_atomically_with_record(fake_dataset):
         warnings.simplefilter("ignore", RuntimeWarning)
         folder = fit_style_decoder(901, PLANS, "2d", fold=0, steps=2, batch_size=2, size=32, vgg_weights=None,
                                    width=SLIM, progress=False)
-    assert folder == style_folder(fake_dataset, PLANS, "2d", 0) == fake_dataset / "phyjoint_style" / f"{PLANS}__2d__fold0"
+    assert folder == style_folder(fake_dataset, PLANS, "2d", 0, CPU_LAYER) \
+        == fake_dataset / "phyjoint_style" / f"{PLANS}__2d__fold0__{CPU_LAYER}"
     assert sorted(p.name for p in folder.iterdir()) == ["decoder.safetensors", "record.json"]
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no temporary leftovers
     data_files = {p.suffix for p in (fake_dataset / DATA_ID).iterdir()}
     assert data_files == {".b2nd", ".pkl"}  # nothing written into the data_identifier folder
     decoder, record = load_style_decoder(folder)
     assert record["steps"] == 2 and record["vgg_weights"].startswith("random")
+    assert record["layer"] == decoder.layer == CPU_LAYER and record["style_loss_layers"] == list(layers_up_to(CPU_LAYER))
     assert record["case_ids"] == json.loads((fake_dataset / "splits_final.json").read_text())[0]["train"]
     assert len(record["losses"]["total"]) == 2 and record["scanners"] == list(SCANNERS)
     assert decoder.config.width == SLIM
     (folder / "record.json").write_text("{")
     with pytest.raises(ValueError, match="record.json"):
         load_style_decoder(folder)
+
+
+# ---------------------------------------------------------------- the AdaIN layer option
+
+@pytest.mark.parametrize("layer", STYLE_LAYERS)
+def test_layer_option_stops_vgg_and_decoder_gives_back_the_input_size(vgg, layer):
+    x = torch.rand(2, 1, 48, 40)
+    feats = vgg.forward_unit(x, layer)
+    assert [f.shape[1] for f in feats] == [LAYER_CHANNELS[n] for n in layers_up_to(layer)]
+    assert feats[-1].shape[-2:] == (48 // downsampling(layer), 40 // downsampling(layer))
+    decoder = StyleDecoder(width=SLIM, layer=layer)
+    assert decoder.config.in_channels == LAYER_CHANNELS[layer]
+    out = decoder(feats[-1])
+    assert out.shape == x.shape
+    # the losses run over relu1_1 ... layer and are finite
+    losses = adain_losses(vgg, decoder, x, torch.rand(2, 1, 48, 40))
+    assert all(torch.isfinite(v) for v in losses)
+    rebuilt = StyleDecoder.from_config(vars(decoder.config))
+    assert rebuilt.layer == layer and len(rebuilt.state_dict()) == len(decoder.state_dict())
+
+
+def test_layer_option_rejects_unknown_layers_and_channel_mismatch():
+    with pytest.raises(ValueError, match="relu2_1"):
+        StyleDecoder(layer="relu5_1")
+    with pytest.raises(ValueError, match="channels"):
+        StyleDecoder(in_channels=512, layer="relu2_1")
+    assert StyleDecoder.from_config({"in_channels": 512, "width": SLIM, "out_channels": 1}).layer == "relu4_1"  # old records
+
+
+def test_fit_defaults_depend_on_the_device():
+    cpu = default_fit_settings("cpu", (256, 256))
+    assert cpu["layer"] == CPU_LAYER and cpu["size"] <= 128 and cpu["size"] % downsampling(CPU_LAYER) == 0
+    gpu = default_fit_settings("cuda", (256, 256))
+    assert gpu == {**gpu, "layer": "relu4_1", "size": 256}
+
+
+def test_each_layer_has_its_own_cached_decoder(fake_dataset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        vgg = VGGDescriptor(None)
+        shallow = StyleShiftAugmenter.from_dataset(fake_dataset, PLANS, "2d", fold=0, p=1.0, vgg_weights=vgg, seed=0,
+                                                   progress=False, fit_kwargs={"steps": 1, "batch_size": 2, "size": 32,
+                                                                               "width": SLIM, "layer": "relu2_1"})
+        with pytest.raises(FileNotFoundError):  # a relu2_1 decoder is no relu4_1 decoder
+            StyleShiftAugmenter.from_dataset(fake_dataset, PLANS, "2d", fold=0, vgg_weights=vgg, progress=False,
+                                             fit_if_missing=False, fit_kwargs={"layer": "relu4_1"})
+    assert shallow.layer == shallow.decoder.layer == "relu2_1"
+    assert (style_folder(fake_dataset, PLANS, "2d", 0, "relu2_1") / "record.json").is_file()
+    data = torch.randn(2, 1, 33, 31)
+    out, applied, _ = shallow(data, shallow.bank.case_ids[:2])
+    assert applied.all() and out.shape == data.shape and torch.isfinite(out).all()
+
+
+# ---------------------------------------------------------------- the quality measure
+
+def test_statistics_shift_reads_0_for_the_content_and_1_for_the_reference(vgg):
+    g = torch.Generator().manual_seed(0)
+    content = torch.rand(3, 1, 32, 32, generator=g)
+    reference = torch.rand(3, 1, 32, 32, generator=g) ** 3  # other grey-level statistics
+    stay = statistics_shift(vgg, content, reference, content)
+    arrive = statistics_shift(vgg, content, reference, reference)
+    assert list(stay) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    for name in stay:
+        for which in ("mean", "std"):
+            assert abs(stay[name][which]) < 1e-5 and abs(arrive[name][which] - 1) < 1e-5
+    assert list(statistics_shift(vgg, content, reference, reference, layer="relu2_1")) == ["relu1_1", "relu2_1"]
+
+
+def test_edge_correlation_tells_kept_anatomy_from_lost_anatomy():
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    disc = (((yy - 32) ** 2 + (xx - 28) ** 2) < 15 ** 2).float()[None, None]
+    g = torch.Generator().manual_seed(0)
+    retextured = disc * 0.6 + 0.2 + 0.05 * torch.randn(disc.shape, generator=g)  # same anatomy, other grey levels
+    elsewhere = torch.roll(disc, shifts=(20, 20), dims=(-2, -1))
+    assert float(edge_correlation(disc, disc)) > 0.999
+    assert float(edge_correlation(disc, retextured)) > 0.8
+    assert float(edge_correlation(disc, elsewhere)) < 0.3
+
+
+class _CopyReference:
+    """A stand-in augmenter whose 'style shift' returns the reference: no anatomy, all style."""
+
+    layer = "relu2_1"
+
+    def __init__(self, bank, vgg, copy=True):
+        self.bank, self.vgg, self.copy = bank, vgg, copy
+
+    def restyle(self, content, ref_ids, alpha=None, normalise=True):
+        if not self.copy or alpha == 0.0:
+            return to_unit(content)
+        return to_unit(self.bank.get_batch(ref_ids, content.shape[-2:])[:, :1])
+
+
+def test_measure_style_shift_catches_a_shift_that_copies_the_reference(fake_dataset, vgg):
+    bank = ReferenceBank.from_preprocessed(fake_dataset, PLANS, "2d", fold=0, progress=False)
+    ids = bank.case_ids[:4]
+    refs = bank.sample_references(ids, torch.Generator().manual_seed(0))
+    # the fake images all have the lesion in the middle: move the content's so that its anatomy differs
+    content = torch.roll(bank.get_batch(ids, (32, 32))[:, :1], shifts=(9, 11), dims=(-2, -1))
+    copy = measure_style_shift(_CopyReference(bank, vgg), content, refs)
+    assert copy["edge"]["reference_result"]["mean"] > 0.99 and copy["edge"]["content_result"]["mean"] < 0.6
+    assert all(abs(v["mean"] - 1) < 1e-4 for v in copy["moved"].values())
+    keep = measure_style_shift(_CopyReference(bank, vgg, copy=False), content, refs)
+    assert keep["edge"]["content_result"]["mean"] > 0.99 and keep["edge"]["content_identity"]["mean"] > 0.99
+    assert all(abs(v["mean"]) < 1e-4 for v in keep["moved"].values())
 
 
 # ---------------------------------------------------------------- augmenter

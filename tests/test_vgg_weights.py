@@ -251,12 +251,13 @@ def _simulated_bank(tmp_path, n: int = 32, size: int = 64):
 
 
 def test_short_decoder_fit_on_real_vgg_beats_the_same_fit_on_random_vgg(real_vgg, tmp_path) -> None:
-    """40 steps of the AdaIN decoder fit (fit.py) at 64x64: with the Oxford VGG-19 the decoded images of
-    held-out simulated ultrasound keep their edges (tissue layers, lesion borders), with random VGG-19 they
-    do not (edge correlation content vs shifted image, 8 held-out of 32 images: 0.22 vs 0.06; 16 of 64:
-    0.26 vs 0.04). The slowest test here: two 40-step fits, about a minute on two free CPU cores."""
+    """40 steps of the AdaIN decoder fit (fit.py) at 64x64 at the CPU default layer: with the Oxford VGG-19
+    the decoded images of held-out simulated ultrasound keep their edges (tissue layers, lesion borders),
+    with random VGG-19 they do not (edge correlation content vs shifted image, 8 held-out images: 0.41 vs
+    0.18; identity decoding 0.47 vs 0.29). (At relu4_1 the same 40-step fit no longer separated them: 0.13 vs
+    0.04.) The slowest test here: two 40-step fits, about a minute on one CPU core."""
     from nnunet_phyjoint.style_shift.adain import adain
-    from nnunet_phyjoint.style_shift.fit import fit_decoder_on_bank
+    from nnunet_phyjoint.style_shift.fit import CPU_LAYER, fit_decoder_on_bank
     from nnunet_phyjoint.style_shift.quality import edge_correlation
     from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
     from nnunet_phyjoint.style_shift.vgg_descriptor import to_unit
@@ -268,12 +269,13 @@ def test_short_decoder_fit_on_real_vgg_beats_the_same_fit_on_random_vgg(real_vgg
     scores = {}
     for tag, vgg in (("real", real_vgg), ("random", _random_vgg())):
         torch.manual_seed(0)
-        decoder = StyleDecoder(width=0.125)
+        decoder = StyleDecoder(width=0.125, layer=CPU_LAYER)
         fit_decoder_on_bank(bank, vgg, decoder, steps=40, batch_size=4, size=64, progress=False)
         with torch.no_grad():
-            feat = vgg.forward_unit(content)[-1]
+            feat = vgg.forward_unit(content, CPU_LAYER)[-1]
             identity = decoder(feat).clamp(0, 1)
-            shifted = decoder(adain(feat, vgg.forward_unit(reference)[-1])).clamp(0, 1)
+            shifted = decoder(adain(feat, vgg.forward_unit(reference, CPU_LAYER)[-1])).clamp(0, 1)
         scores[tag] = (float(edge_correlation(content, identity).mean()), float(edge_correlation(content, shifted).mean()))
-    assert scores["real"][1] > scores["random"][1] + 0.1, scores  # measured here: 0.22 vs 0.06
-    assert scores["real"][0] > scores["random"][0], scores  # measured here: 0.22 vs 0.12
+    print(scores)
+    assert scores["real"][1] > scores["random"][1] + 0.1, scores
+    assert scores["real"][0] > scores["random"][0], scores

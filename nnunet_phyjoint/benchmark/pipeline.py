@@ -5,8 +5,10 @@ Layout of ``OUT``::
     logs/                    one log per nnU-Net command
     cv/<arm>/                cross-validation predictions (all requested folds merged)
     eval/<arm>/              evaluate_folders report (metrics.json, metrics.md, figures/)
+    cv_pp/<arm>/, eval_pp/<arm>/   the same after nnU-Net's determine_postprocessing (postprocessing.json)
     gt/                      the labels of the evaluated cases (and dataset.json)
     export/<arm>/            packed INT8/INT4 export (quantized arms)
+    timing/<arm>.json        inference timing, reused while the arm's checkpoint is unchanged
     table1.md, table1.json, fig3_arms.png, fig_learning_curves.png
     loso/...                 the same for --leave-one-scanner-out (table_loso.md/.json, fig_loso.png)
 """
@@ -34,7 +36,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     from nnunet_phyjoint.benchmark.costs import arm_costs
     from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_learning_curves
-    from nnunet_phyjoint.benchmark.table import markdown_table, render_report
+    from nnunet_phyjoint.benchmark.table import POSTPROCESSED_HEADING, markdown_table, postprocessed_table, render_report
     from nnunet_phyjoint.atomic_io import atomic_write_text
     from nnunet_phyjoint.evaluation.io import write_json
 
@@ -73,13 +75,18 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         collect_cv_predictions(folder, cfg.folds, out / "cv" / arm.name)
         metrics = evaluate_predictions(gt, out / "cv" / arm.name, raw, out / "eval" / arm.name, cfg.n_bootstrap)
         costs = arm_costs(dataset_name, plans, arm.trainer(budget), folder, cfg.folds, arm.export_bits,
-                          out / "export" / arm.name, device, cfg.n_speed_images)
+                          out / "export" / arm.name, device, cfg.n_speed_images,
+                          timing_cache=out / "timing" / f"{arm.name}.json")
         rows.append({"arm": arm.name, "trainer": arm.trainer(budget), "plans": plans,
                      "description": arm.description, "model_folder": str(folder),
                      "metrics": {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")},
                      "costs": costs, "learning_curve": arm_curves(folder, cfg.folds)})
+        if cfg.postprocessing:
+            rows[-1]["postprocessed"] = _postprocessed(arm.name, folder, gt, raw, out, cfg.n_bootstrap)
 
     table = markdown_table(rows)
+    if cfg.postprocessing:
+        table += "\n\n" + POSTPROCESSED_HEADING + "\n\n" + postprocessed_table(rows)
     figure = plot_arms(rows, out / "fig3_arms.png",
                        f"{dataset_name}: {len(cfg.folds)} folds pooled, {budget.label} per arm")
     curves_figure = plot_learning_curves(
@@ -121,3 +128,14 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         print(f"  {n}")
     print(f"written: {out / 'table1.md'}, {out / 'table1.json'}, {figure}, {curves_figure}", flush=True)
     return result
+
+
+def _postprocessed(arm_name: str, model_folder: Path, gt: Path, raw: Path, out: Path, n_bootstrap: int) -> dict[str, Any]:
+    """nnU-Net's postprocessing decision for one arm and the evaluation of its postprocessed masks."""
+    from nnunet_phyjoint.benchmark.collect import evaluate_predictions
+    from nnunet_phyjoint.benchmark.postprocessing import determine_nnunet_postprocessing
+
+    print(f"[benchmark] nnU-Net postprocessing of {arm_name}", flush=True)
+    decision = determine_nnunet_postprocessing(out / "cv" / arm_name, gt, model_folder, out / "cv_pp" / arm_name)
+    metrics = evaluate_predictions(gt, out / "cv_pp" / arm_name, raw, out / "eval_pp" / arm_name, n_bootstrap)
+    return {**decision, "metrics": {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")}}

@@ -41,6 +41,7 @@ class BenchmarkConfig:
     leave_one_scanner_out: bool = False
     loso_dataset_id: int | None = None
     minutes_per_fold: int | None = None  # equal wall-clock budget instead of equal epochs
+    postprocessing: bool = True  # also score each arm after nnU-Net's own determine_postprocessing
 
     @property
     def budget(self) -> Budget:

@@ -93,6 +93,29 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+POSTPROCESSED_HEADING = (
+    "With nnU-Net's postprocessing (decided per arm on the pooled cross-validation predictions by nnU-Net's "
+    "`determine_postprocessing`, as `nnUNetv2_find_best_configuration` decides it):")
+POSTPROCESSED_METRICS = METRIC_COLUMNS[:4]
+
+
+def postprocessed_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One line per arm with a ``postprocessed`` entry: nnU-Net's choice and the segmentation metrics after it."""
+    from nnunet_phyjoint.benchmark.postprocessing import describe
+
+    head = ["Arm", "nnU-Net postprocessing", *(c[0] for c in POSTPROCESSED_METRICS), *MASK_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for row in rows:
+        pp = row.get("postprocessed")
+        if not pp:
+            continue
+        cells = [f"`{row['arm']}`", describe(pp.get("functions") or [])]
+        cells += [format_ci(metric_entry(pp.get("metrics"), path), digits) for _, path, digits in POSTPROCESSED_METRICS]
+        cells += mask_cells(pp.get("metrics"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def loso_markdown_table(rows: Sequence[Mapping[str, Any]], scanners: Sequence[str]) -> str:
     """Arms x held-out scanner: ``DSC lesion-only / F1 macro`` per scanner, and their means."""
     head = ["Arm", *(f"held out {s}" for s in scanners), "mean"]

@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
         n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
-        loso_dataset_id=args.loso_dataset_id)
+        loso_dataset_id=args.loso_dataset_id, postprocessing=not args.no_postprocessing)
     try:
         run_benchmark(cfg)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
@@ -72,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arms", nargs="+", default=None,
                    help="arms to run (default: all that exist; see --list-arms); a PhyJointTrainer* class name "
                         "is accepted as an ad-hoc arm")
+    p.add_argument("--no-postprocessing", action="store_true",
+                   help="skip the second table: every arm after nnU-Net's determine_postprocessing (keep the largest "
+                        "component when it raises the cross-validation Dice, as nnUNetv2_find_best_configuration "
+                        "decides)")
     p.add_argument("--list-arms", action="store_true", help="print the known arms and exit")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     p.add_argument("--leave-one-scanner-out", action="store_true",

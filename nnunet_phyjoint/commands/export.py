@@ -19,7 +19,8 @@ def _run(args: argparse.Namespace) -> int:
                                checkpoint_name=args.checkpoint, overwrite=args.overwrite,
                                calibration_data=Path(args.calibration_data) if args.calibration_data else None,
                                calibration_images=args.calibration_images,
-                               calibration_method=args.calibration_method)
+                               calibration_method=args.calibration_method,
+                               keep_float=_keep_float(args.int8_keep_float))
             return 0
         if args.bits is None:
             print("phyjoint export: error: --bits is required for the packed format", file=sys.stderr)
@@ -32,6 +33,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"phyjoint export: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _keep_float(entries: list[str] | None) -> tuple[str, ...]:
+    """``--int8-keep-float`` as quantize_int8's ``keep_float``: default rule, ``none``, or rules/patterns."""
+    from nnunet_phyjoint.onnx_export.int8 import DEFAULT_KEEP_FLOAT
+
+    if entries is None:
+        return DEFAULT_KEEP_FLOAT
+    if entries == ["none"]:
+        return ()
+    return tuple(entries)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,4 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="preprocessed training images of the fold to calibrate on (default 32)")
     onnx.add_argument("--calibration-method", choices=("minmax", "entropy", "percentile"), default="minmax",
                       help="how activation ranges are chosen (default minmax)")
+    onnx.add_argument("--int8-keep-float", nargs="+", default=None, metavar="RULE_OR_PATTERN",
+                      help="parts of the graph that stay float besides the heads (mask head conv + resize, diagnosis "
+                           "head's last layer, always float): rule 'encoder-early' (default: the encoder's stem "
+                           "convolution and first two block stages, timm's conv_stem, blocks.0, blocks.1) and/or "
+                           "substrings of ONNX node names, e.g. /network/decoder/x0_; 'none': everything else INT8")
     p.set_defaults(func=_run)

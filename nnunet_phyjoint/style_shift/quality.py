@@ -7,14 +7,21 @@
   mean and std vectors moved from the content's towards the reference's, as the fraction
   ``1 - |s(result) - s(reference)| / |s(content) - s(reference)|`` (0: still the content's
   statistics, 1: the reference's, measured with one and the same descriptor).
+- :func:`measure_style_shift` / :func:`measure_held_out`: both, for an augmenter on held-out
+  images (a fold's validation cases), with two yardsticks for the edge correlation: the
+  "identity" decoding (the content's own features decoded, AdaIN alpha 0: the best a decoder
+  keeps) and reference vs result (what a result that copied the reference would score).
 """
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from nnunet_phyjoint.style_shift.adain import channel_mean_std
-from nnunet_phyjoint.style_shift.vgg_descriptor import LAYER_NAMES, VGGDescriptor
+from nnunet_phyjoint.style_shift.vgg_descriptor import LAYER_NAMES, VGGDescriptor, to_unit
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -51,13 +58,14 @@ def edge_correlation(content: torch.Tensor, result: torch.Tensor, sigma: float =
 
 @torch.no_grad()
 def statistics_shift(vgg: VGGDescriptor, content_u: torch.Tensor, reference_u: torch.Tensor,
-                     result_u: torch.Tensor) -> dict[str, dict[str, float]]:
-    """Per layer, the mean over images of the fraction moved towards the reference, for channel mean and std.
+                     result_u: torch.Tensor, layer: str = "relu4_1") -> dict[str, dict[str, float]]:
+    """Per layer relu1_1 ... ``layer``, the mean over images of the fraction moved towards the reference,
+    for channel mean and std.
 
     Inputs are [0, 1] images (B, 1, H, W); reference i belongs to content i.
     """
     out: dict[str, dict[str, float]] = {}
-    feats = [vgg.forward_unit(x) for x in (content_u, reference_u, result_u)]
+    feats = [vgg.forward_unit(x, layer) for x in (content_u, reference_u, result_u)]
     for name, fc, fr, fo in zip(LAYER_NAMES, *feats):
         row = {}
         for which, (c, r, o) in zip(("mean", "std"), zip(*(channel_mean_std(f, eps=0.0) for f in (fc, fr, fo)))):
@@ -66,3 +74,60 @@ def statistics_shift(vgg: VGGDescriptor, content_u: torch.Tensor, reference_u: t
             row[which] = float((1 - left / gap).mean())
         out[name] = row
     return out
+
+
+def _mean_std(x: torch.Tensor) -> dict[str, float]:
+    return {"mean": float(x.mean()), "std": float(x.std(correction=0))}
+
+
+@torch.no_grad()
+def measure_style_shift(augmenter, content: torch.Tensor, ref_ids: Sequence[str]) -> dict:
+    """Edge correlations and statistics moves of ``augmenter`` on (B, 1, H, W) nnU-Net-normalised ``content``.
+
+    ``ref_ids`` are references in ``augmenter.bank``, one per image. Every image is compared in
+    the [0, 1] domain VGG sees (min-max per image). Returns ``edge`` (``content_result``,
+    ``content_identity``, ``reference_result``; mean and std over images) and ``moved``
+    (per layer relu1_1 ... relu4_1, the fraction of the way to the reference's channel mean/std).
+    """
+    shape = tuple(content.shape[-2:])
+    reference = augmenter.bank.get_batch(ref_ids, shape, content.device)[:, :1]
+    content_u, reference_u = to_unit(content.float()), to_unit(reference)
+    result_u = to_unit(augmenter.restyle(content, ref_ids, alpha=1.0, normalise=False).float())
+    identity_u = to_unit(augmenter.restyle(content, ref_ids, alpha=0.0, normalise=False).float())
+    edge = {
+        "content_result": _mean_std(edge_correlation(content_u, result_u)),
+        "content_identity": _mean_std(edge_correlation(content_u, identity_u)),
+        "reference_result": _mean_std(edge_correlation(reference_u, result_u)),
+    }
+    return {"n": int(content.shape[0]), "size": list(shape), "layer": augmenter.layer, "edge": edge,
+            "moved": statistics_shift(augmenter.vgg, content_u, reference_u, result_u)}
+
+
+def measure_held_out(augmenter, dataset: int | str | Path, plans: str = "PhyJointPlans", configuration: str = "2d",
+                     fold: int = 0, n: int = 32, size: int = 128, seed: int = 0, progress: bool = False) -> dict:
+    """:func:`measure_style_shift` on ``n`` validation cases of ``fold`` (square ``size`` crops), each with
+    a reference from another scanner drawn from the augmenter's (training) bank."""
+    import json
+
+    from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed
+
+    cfg = locate_preprocessed(dataset, plans, configuration)
+    with open(cfg.dataset_folder / "splits_final.json") as f:
+        val = sorted(str(k) for k in json.load(f)[fold]["val"])
+    gen = torch.Generator().manual_seed(seed)
+    picked = [val[i] for i in torch.randperm(len(val), generator=gen)[:n].tolist()]
+    held_out = ReferenceBank.from_preprocessed(cfg.dataset_folder, plans, configuration, fold, picked, progress)
+    refs = augmenter.bank.sample_references(picked, gen)
+    device = next(augmenter.decoder.parameters()).device
+    content = held_out.get_batch(picked, (size, size), device)[:, :1]
+    return {**measure_style_shift(augmenter, content, refs), "cases": picked}
+
+
+def format_measurement(m: dict) -> str:
+    """Two lines: the edge correlations and the statistics moves (mean / std per layer)."""
+    e = m["edge"]
+    edge = ", ".join(f"{k.replace('_', ' vs ')} {v['mean']:.2f} ± {v['std']:.2f}" for k, v in e.items())
+    moved = " / ".join(f"{v['mean']:.2f}" for v in m["moved"].values())
+    moved_std = " / ".join(f"{v['std']:.2f}" for v in m["moved"].values())
+    return (f"{m['n']} held-out images at {m['size'][0]}x{m['size'][1]}, AdaIN at {m['layer']}: edge correlation {edge}\n"
+            f"  moved towards the reference ({' / '.join(m['moved'])}): mean {moved}; std {moved_std}")

@@ -21,8 +21,14 @@ def style_grid(
     alpha: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    layer: str | None = None,
+    fit_kwargs: dict | None = None,
 ) -> Path:
-    """Re-style ``n`` training cases (scanners taken in turn) and save the grid as a PNG; returns its path."""
+    """Re-style ``n`` training cases (scanners taken in turn) and save the grid as a PNG; returns its path.
+
+    ``layer`` picks the decoder (default: the device's, see :func:`~nnunet_phyjoint.style_shift.fit.default_layer`);
+    ``fit_kwargs`` go to the fit when ``fit_if_missing`` fits one.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +44,7 @@ def style_grid(
         raise ValueError(f"output {output} must be a .png file")
     aug = StyleShiftAugmenter.from_dataset(dataset, plans, configuration, fold, p=1.0, alpha=alpha, device=device,
                                            fit_if_missing=fit_if_missing, vgg_weights=vgg_weights, seed=seed,
-                                           progress=progress)
+                                           progress=progress, fit_kwargs={**(fit_kwargs or {}), "layer": layer})
     bank = aug.bank
     contents = _pick_across_scanners(bank, n, torch.Generator().manual_seed(seed))
     refs = bank.sample_references(contents, aug.generator)
@@ -54,7 +60,7 @@ def style_grid(
             ax = axes[row, col]
             ax.imshow(to_unit(images[row : row + 1])[0, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
             label = f"{what}: {ids[row]}\nscanner {bank.scanner_of(ids[row]) or '?'}"
-            ax.set_title(label if what != "result" else f"result (alpha {alpha:g})", fontsize=8)
+            ax.set_title(label if what != "result" else f"result (AdaIN at {aug.layer}, alpha {alpha:g})", fontsize=8)
             ax.axis("off")
     fig.suptitle(f"physics style shift, {bank.config.dataset_folder.name if bank.config else ''} fold {fold}", fontsize=10)
     fig.tight_layout()

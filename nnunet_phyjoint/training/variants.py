@@ -85,12 +85,13 @@ class PhyJointTrainer_AdamW(PhyJointTrainer):
 
 
 class PhyJointTrainer_paper(PhyJointTrainer):
-    """The paper's literal recipe: AdamW8bit lr 1e-4, DiceFocal with gamma 2, raw (ungated) masks."""
+    """The paper's literal recipe: AdamW8bit lr 1e-4, DiceFocal with gamma 2, default head init, raw (ungated) masks."""
 
     # kept so that the paper can be reproduced; docs/training-recipe.md measures why the default differs
     learning_rate = 1e-4
     focal_gamma = 2.0
     gate_normal_masks = False
+    seg_head_prior = None
 
 
 class PhyJointTrainer_focal(PhyJointTrainer):
@@ -103,6 +104,32 @@ class PhyJointTrainer_lr1e4(PhyJointTrainer):
     """Ablation: the paper's learning rate 1e-4 instead of 1e-3."""
 
     learning_rate = 1e-4
+
+
+class PhyJointTrainer_noPhyAug_batchDice(PhyJointTrainer_noPhyAug):
+    """Ablation of the recipe (docs/training-recipe.md, E15): soft Dice over the whole batch (nnU-Net's 2d default).
+
+    Measured before the head-prior init became the default, so it keeps PyTorch's default head init.
+    """
+
+    batch_dice = True
+    seg_head_prior = None
+
+
+class PhyJointTrainer_noPhyAug_dsHalving(PhyJointTrainer_noPhyAug):
+    """Ablation of the recipe (E16): nnU-Net's halving deep-supervision weights on the nested outputs, final first.
+
+    Measured before the head-prior init became the default, so it keeps PyTorch's default head init.
+    """
+
+    deep_supervision_weighting = "halving"
+    seg_head_prior = None
+
+
+class PhyJointTrainer_noHeadPrior(PhyJointTrainer):
+    """Ablation: PyTorch's default init of the segmentation heads instead of p(lesion) = 0.01."""
+
+    seg_head_prior = None
 
 
 class PhyJointTrainer_noGating(PhyJointTrainer):
@@ -157,7 +184,11 @@ class PhyJointTrainer_30epochs(PhyJointTrainer):
 
 
 class PhyJointTrainer_demo(PhyJointTrainer):
-    """What `phyjoint demo` trains on 2 CPU cores: 20 epochs, patience 10, a short style-decoder fit."""
+    """What `phyjoint demo` trains on 2 CPU cores: 20 epochs, patience 10, a short style-decoder fit.
+
+    The fit is the CPU default (relu3_1, batch 4 at 128x128) with 100 steps at style weight 5 instead of
+    200 at 10: the README's style-shift ablation row that keeps the demo near 15 minutes.
+    """
 
     max_epochs = 20
-    style_fit_kwargs = {"steps": 60, "size": 64}
+    style_fit_kwargs = {"steps": 100, "style_weight": 5}
