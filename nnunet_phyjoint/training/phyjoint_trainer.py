@@ -117,7 +117,7 @@ class PhyJointTrainer(nnUNetTrainer):
         super().initialize()
         if first and self.seg_head_prior is not None:
             # training starts from "no lesion anywhere" instead of p = 0.5 per pixel, whose all-foreground
-            # masks the decoder otherwise spends its first epochs unlearning (docs/training-recipe.md, E14);
+            # masks the decoder otherwise spends its first epochs unlearning (docs/training-recipe.md, round 2, R3);
             # a resumed or predicting run loads trained heads over this
             self._bare_network().decoder.initialise_heads(self.seg_head_prior)
             self.print_to_log_file(f"segmentation heads initialised at p(lesion) = {self.seg_head_prior:g}")
