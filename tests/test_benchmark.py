@@ -663,9 +663,38 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
     assert len(list((out / "cv" / "phyjoint").glob("*.png"))) == 32
     assert (out / "cv" / "phyjoint" / "classification.csv").is_file()
 
-    # a second run trains nothing: every fold is done
-    again = _run(cmd, env)
+    # a second run trains nothing (every fold is done) and scores an independent test set with each
+    # arm's four fold models ensembled
+    _run(["phyjoint", "simulate", str(tmp_path / "src_test"), "--n", "8", "--scanners", "2", "--size", "64", "64",
+          "--seed", "4"], env)
+    _run(["phyjoint", "convert", "precise", str(tmp_path / "src_test"), "-d", "992", "--name", "BenchTest"], env)
+    again = _run([*cmd, "--test-dataset", "992"], env)
     assert again.stdout.count("already trained") == 8 and "$ nnUNetv2_train" not in again.stdout
+    assert "nnUNetv2_predict -i" in again.stdout and "phyjoint predict -i" in again.stdout
+    assert "-f 0 1 2 3" in again.stdout
+    result = json.loads((out / "table1.json").read_text())
+    assert result["test_dataset"] == "Dataset992_BenchTest"
+    nnunet, phyjoint = result["rows"]
+    for row in result["rows"]:
+        assert row["test"]["n_cases"] == 8 and row["test"]["folds"] == [0, 1, 2, 3]
+        assert 0.0 <= row["test"]["metrics"]["segmentation"]["dsc"]["all_image"]["value"] <= 1.0
+        assert "postprocessed" in row["test"]
+    assert nnunet["test"]["metrics"]["classification"] is None
+    assert phyjoint["test"]["metrics"]["classification"]["f1_macro"]["value"] is not None
+    assert (out / "test" / "phyjoint" / "classification.csv").is_file()
+    assert len(list((out / "test" / "nnunet").glob("*.png"))) == 8
+    assert len(list((out / "gt_test" / "labelsTr").glob("*.png"))) == 8
+    table = (out / "table1.md").read_text()
+    assert "Independent test set `Dataset992_BenchTest` (8 cases" in table and "fig3_test.png" in table
+    with Image.open(out / "fig3_test.png") as im:
+        assert im.size[0] > 300
+    # unchanged checkpoints: the test predictions are reused, not predicted again
+    third = _run([*cmd, "--test-dataset", "992"], env)
+    assert third.stdout.count("test predictions up to date") == 2 and "predict -i" not in third.stdout
+    # the training dataset is no test set
+    proc = subprocess.run([str(BIN / "phyjoint"), *cmd[1:], "--test-dataset", "991"], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 1 and "is the training dataset" in proc.stderr
 
 
 def test_inference_timing_cache_is_reused_only_for_the_same_checkpoint_device_and_count(tmp_path):

@@ -17,8 +17,8 @@ from nnunet_phyjoint.metadata import CaseMeta, metadata_block
 from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
 from nnunet_phyjoint.style_shift.augmenter import StyleShiftAugmenter
 from nnunet_phyjoint.style_shift.fit import (
-    CPU_LAYER, adain_losses, default_fit_settings, fit_decoder_on_bank, fit_style_decoder, load_style_decoder,
-    style_folder,
+    CPU_LAYER, DEFAULT_STYLE_LOSS_LAYER, adain_losses, default_fit_settings, fit_decoder_on_bank, fit_style_decoder,
+    load_style_decoder, style_folder, style_loss_layers,
 )
 from nnunet_phyjoint.style_shift.quality import edge_correlation, measure_style_shift, statistics_shift
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank
@@ -236,7 +236,8 @@ def test_fit_style_decoder_saves_atomically_with_record(fake_dataset):
     assert data_files == {".b2nd", ".pkl"}  # nothing written into the data_identifier folder
     decoder, record = load_style_decoder(folder)
     assert record["steps"] == 2 and record["vgg_weights"].startswith("random")
-    assert record["layer"] == decoder.layer == CPU_LAYER and record["style_loss_layers"] == list(layers_up_to(CPU_LAYER))
+    assert record["layer"] == decoder.layer == CPU_LAYER
+    assert record["style_loss_layers"] == list(style_loss_layers(CPU_LAYER, DEFAULT_STYLE_LOSS_LAYER))
     assert record["case_ids"] == json.loads((fake_dataset / "splits_final.json").read_text())[0]["train"]
     assert len(record["losses"]["total"]) == 2 and record["scanners"] == list(SCANNERS)
     assert decoder.config.width == SLIM
@@ -262,6 +263,19 @@ def test_layer_option_stops_vgg_and_decoder_gives_back_the_input_size(vgg, layer
     assert all(torch.isfinite(v) for v in losses)
     rebuilt = StyleDecoder.from_config(vars(decoder.config))
     assert rebuilt.layer == layer and len(rebuilt.state_dict()) == len(decoder.state_dict())
+
+
+def test_style_loss_can_reach_deeper_than_the_adain_layer(vgg):
+    torch.manual_seed(0)
+    x, s = torch.rand(2, 1, 48, 40), torch.rand(2, 1, 48, 40)
+    decoder = StyleDecoder(width=SLIM, layer="relu3_1")
+    shallow = adain_losses(vgg, decoder, x, s)
+    deep = adain_losses(vgg, decoder, x, s, style_loss_layer="relu4_1")
+    assert torch.allclose(deep.content, shallow.content) and torch.allclose(deep.identity, shallow.identity)
+    assert deep.style > shallow.style  # one more layer's mean/std terms
+    assert torch.allclose(adain_losses(vgg, decoder, x, s, style_loss_layer="relu2_1").style, shallow.style)
+    assert style_loss_layers("relu3_1", "relu4_1") == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    assert style_loss_layers("relu3_1", None) == style_loss_layers("relu3_1", "relu1_1") == layers_up_to("relu3_1")
 
 
 def test_layer_option_rejects_unknown_layers_and_channel_mismatch():

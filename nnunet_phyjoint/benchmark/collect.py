@@ -61,8 +61,9 @@ def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) 
     return {"cases": sorted(case_fold), "case_fold": case_fold, "classification": with_classification}
 
 
-def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path) -> Path:
-    """``out/labelsTr`` with the labels of ``case_ids`` and ``out/dataset.json``; returns the labels folder.
+def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path, labels_folder: str = "labelsTr") -> Path:
+    """``out/labelsTr`` with the labels of ``case_ids`` (from ``raw_dataset/labels_folder``) and
+    ``out/dataset.json``; returns the labels folder.
 
     :func:`evaluate_folders` scores every ground-truth case, so a run over some folds (or one
     held-out scanner) needs a label folder with exactly those cases. Rebuilt only when it differs.
@@ -78,7 +79,7 @@ def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path) -
     with atomic_folder(out) as staging:
         (staging / "labelsTr").mkdir()
         for case in case_ids:
-            src = raw_dataset / "labelsTr" / f"{case}{ending}"
+            src = raw_dataset / labels_folder / f"{case}{ending}"
             if not src.is_file():
                 raise FileNotFoundError(f"{src} not found (case {case} has a prediction but no label)")
             shutil.copy2(src, staging / "labelsTr" / src.name)
@@ -87,11 +88,13 @@ def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path) -
 
 
 def evaluate_predictions(gt_labels: Path, pred_folder: Path, raw_dataset: Path, out_dir: Path,
-                         n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """:func:`evaluate_folders` of ``pred_folder`` against ``gt_labels`` (report and figures in ``out_dir``)."""
+                         n_bootstrap: int = 1000, seed: int = 0, images_folder: str = "imagesTr") -> dict[str, Any]:
+    """:func:`evaluate_folders` of ``pred_folder`` against ``gt_labels`` (report and figures in ``out_dir``;
+    the figures' images from ``raw_dataset/images_folder``)."""
     from nnunet_phyjoint.evaluation import evaluate_folders
 
+    images = raw_dataset / images_folder
     return evaluate_folders(gt_labels, pred_folder, dataset_json=raw_dataset / "dataset.json", out_dir=out_dir,
                             n_bootstrap=n_bootstrap, seed=seed,
-                            images_dir=raw_dataset / "imagesTr" if (raw_dataset / "imagesTr").is_dir() else None,
+                            images_dir=images if images.is_dir() else None,
                             progress=False)

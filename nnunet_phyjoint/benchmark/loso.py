@@ -146,7 +146,8 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
         f"{name}: learning curves, {budget.label} per arm, mean over held-out-scanner folds",
         LEARNING_CURVE_CAPTION, stock_arms=[a.name for a in arms if a.is_stock])
     wall = time.perf_counter() - started
-    context = [f"budget: {budget.describe()} (`{budget.option}`)",
+    context = [f"budget: {budget.describe()} (`{budget.option}`)" + (f"; independent run (repeat) {cfg.repeat}"
+                                                                      if cfg.repeat > 1 else ""),
                f"dataset `{name}` (copy of `{source_name}`), one fold per held-out scanner, device `{cfg.device}`",
                "cells: lesion-only DSC / macro F1 on the held-out scanner's cases (not seen in training); "
                "mean = unweighted mean over held-out scanners; CIs in table_loso.json and the figure",
@@ -154,7 +155,7 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
     notes = [f"`{n}` skipped: {r}" for n, r in skipped]
     notes.append(f"wall time (this invocation): {wall / 60:.1f} min")
     result = {"format_version": 1, "protocol": "leave-one-scanner-out", "dataset": name, "source_dataset": source_name,
-              "scanners": scanners, "epochs": cfg.epochs if budget.is_epochs else None,
+              "scanners": scanners, "repeat": cfg.repeat, "epochs": cfg.epochs if budget.is_epochs else None,
               "minutes_per_fold": None if budget.is_epochs else budget.value, "budget": budget.to_json(),
               "device": cfg.device, "machine": machine_info(),
               "rows": rows, "skipped": [{"arm": n, "reason": r} for n, r in skipped], "runs": runs, "wall_seconds": wall,

@@ -9,6 +9,9 @@ Layout of ``OUT``::
     gt/                      the labels of the evaluated cases (and dataset.json)
     export/<arm>/            packed INT8/INT4 export (quantized arms)
     timing/<arm>.json        inference timing, reused while the arm's checkpoint is unchanged
+    test/<arm>/, eval_test/<arm>/      with --test-dataset: the fold ensemble's test-set predictions and scores
+    test_pp/<arm>/, eval_test_pp/<arm>/  the same after the arm's CV postprocessing decision (when it has one)
+    gt_test/                 the test set's labels
     table1.md, table1.json, fig3_arms.png, fig_learning_curves.png
     loso/...                 the same for --leave-one-scanner-out (table_loso.md/.json, fig_loso.png)
 """
@@ -22,21 +25,36 @@ from typing import Any
 
 from nnunet_phyjoint.benchmark import runner
 from nnunet_phyjoint.benchmark.arms import resolve_arms
-from nnunet_phyjoint.benchmark.stages import BenchmarkConfig, machine_info, plans_of, prepare, train_all
+from nnunet_phyjoint.benchmark.stages import (
+    BenchmarkConfig, machine_info, plans_of, prepare, results_of_repeat, train_all,
+)
+from nnunet_phyjoint.evaluation.io import list_pngs
 from nnunet_phyjoint.paths import find_dataset_name, preprocessed_dir, raw_dir
 
 __all__ = ["BenchmarkConfig", "run_benchmark"]
 
 
 def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
-    """Table 1 + Fig. 3 (or, with ``leave_one_scanner_out``, the scanner-shift table); returns the JSON."""
+    """Table 1 + Fig. 3 (or, with ``leave_one_scanner_out``, the scanner-shift table); returns the JSON.
+
+    ``cfg.repeat`` k > 1 trains and scores the k-th independent run under ``$nnUNet_results/repeat_k``.
+    """
+    with results_of_repeat(cfg.repeat) as results:
+        if cfg.repeat > 1:
+            print(f"[benchmark] repeat {cfg.repeat}: models in {results}", flush=True)
+        return _run_benchmark(cfg)
+
+
+def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     import torch
 
     from nnunet_phyjoint.benchmark.collect import collect_cv_predictions, evaluate_predictions, ground_truth_subset
     from nnunet_phyjoint.benchmark.costs import arm_costs
     from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_learning_curves
-    from nnunet_phyjoint.benchmark.table import POSTPROCESSED_HEADING, markdown_table, postprocessed_table, render_report
+    from nnunet_phyjoint.benchmark.table import (
+        POSTPROCESSED_HEADING, TEST_SET_HEADING, markdown_table, postprocessed_table, render_report, test_set_table,
+    )
     from nnunet_phyjoint.atomic_io import atomic_write_text
     from nnunet_phyjoint.evaluation.io import write_json
 
@@ -48,6 +66,16 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     if not arms:
         raise ValueError("no arm can run (all skipped)")
     dataset_name = find_dataset_name(cfg.dataset)
+    if cfg.leave_one_scanner_out and cfg.test_dataset is not None:
+        raise ValueError("--test-dataset goes with the cross-validation protocol, not --leave-one-scanner-out")
+    test_name = find_dataset_name(cfg.test_dataset) if cfg.test_dataset is not None else None
+    if test_name is not None:
+        from nnunet_phyjoint.benchmark.test_set import test_set_folders
+
+        if test_name == dataset_name:
+            raise ValueError(f"--test-dataset {cfg.test_dataset} is the training dataset {dataset_name}; "
+                             "give an independent one (e.g. simulated with another seed)")
+        test_set_folders(test_name)  # a wrong test set fails before hours of training
     if cfg.leave_one_scanner_out:
         from nnunet_phyjoint.benchmark.loso import run_loso
 
@@ -83,10 +111,19 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
                      "costs": costs, "learning_curve": arm_curves(folder, cfg.folds)})
         if cfg.postprocessing:
             rows[-1]["postprocessed"] = _postprocessed(arm.name, folder, gt, raw, out, cfg.n_bootstrap)
+        if cfg.test_dataset is not None:
+            rows[-1]["test"] = _test_set(arm, dataset_name, plans, folder, cfg, out, log_dir, test_name)
 
     table = markdown_table(rows)
     if cfg.postprocessing:
         table += "\n\n" + POSTPROCESSED_HEADING + "\n\n" + postprocessed_table(rows)
+    figures: list = []
+    if cfg.test_dataset is not None:
+        table += "\n\n" + TEST_SET_HEADING.format(dataset=test_name, n=rows[0]["test"]["n_cases"],
+                                                   folds=" ".join(map(str, cfg.folds))) + "\n\n" + test_set_table(rows)
+        figures.append(plot_arms([{**r, "metrics": r["test"]["metrics"]} for r in rows], out / "fig3_test.png",
+                                 f"{test_name}: independent test set, fold ensemble of {dataset_name}, "
+                                 f"{budget.label} per arm"))
     figure = plot_arms(rows, out / "fig3_arms.png",
                        f"{dataset_name}: {len(cfg.folds)} folds pooled, {budget.label} per arm")
     curves_figure = plot_learning_curves(
@@ -94,7 +131,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         f"{dataset_name}: learning curves, {budget.label} per arm, mean over folds {cfg.folds}",
         LEARNING_CURVE_CAPTION, stock_arms=[a.name for a in arms if a.is_stock])
     context = [
-        f"budget: {budget.describe()} (`{budget.option}`)",
+        f"budget: {budget.describe()} (`{budget.option}`)" + (f"; independent run (repeat) {cfg.repeat}"
+                                                               if cfg.repeat > 1 else ""),
         f"dataset `{dataset_name}`, folds {cfg.folds} ({len(val_cases)} validation cases pooled), "
         f"device `{cfg.device}`",
         "values: point estimate [bootstrap 95% CI over cases, "
@@ -114,6 +152,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     notes.append(f"wall time of the nnUNetv2_train runs of these arms and folds recorded in runs.json: "
                  f"{trained / 60:.1f} min; this invocation: {wall / 60:.1f} min")
     result = {"format_version": 1, "protocol": "cross-validation", "dataset": dataset_name, "folds": cfg.folds,
+              "test_dataset": test_name, "repeat": cfg.repeat,
               "epochs": cfg.epochs if budget.is_epochs else None,
               "minutes_per_fold": None if budget.is_epochs else budget.value, "budget": budget.to_json(),
               "device": cfg.device, "machine": machine_info(), "rows": rows,
@@ -121,7 +160,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
               "command": " ".join(["phyjoint", *sys.argv[1:]]) if sys.argv and "phyjoint" in sys.argv[0] else None}
     write_json(out / "table1.json", result)
     report = render_report(f"Benchmark (Table 1), {budget.label} per arm", table, context, notes,
-                           [figure.name, (curves_figure.name, LEARNING_CURVE_CAPTION)])
+                           [figure.name, (curves_figure.name, LEARNING_CURVE_CAPTION), *(f.name for f in figures)])
     atomic_write_text(out / "table1.md", report)
     print(f"\nbudget: {budget.describe()}\n\n" + table + "\n", flush=True)
     for n in notes:
@@ -139,3 +178,29 @@ def _postprocessed(arm_name: str, model_folder: Path, gt: Path, raw: Path, out: 
     decision = determine_nnunet_postprocessing(out / "cv" / arm_name, gt, model_folder, out / "cv_pp" / arm_name)
     metrics = evaluate_predictions(gt, out / "cv_pp" / arm_name, raw, out / "eval_pp" / arm_name, n_bootstrap)
     return {**decision, "metrics": {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")}}
+
+
+def _test_set(arm: Any, dataset_name: str, plans: str, model_folder: Path, cfg: BenchmarkConfig, out: Path,
+              log_dir: Path, test_name: str) -> dict[str, Any]:
+    """Predict the independent test set with the arm's fold ensemble and score it (raw and after the CV decision)."""
+    from nnunet_phyjoint.benchmark.collect import evaluate_predictions, ground_truth_subset
+    from nnunet_phyjoint.benchmark.test_set import apply_cv_postprocessing, predict_test_set, test_set_folders
+
+    test_raw, images, labels = test_set_folders(test_name)
+    trainer = arm.trainer(cfg.budget)
+    pred = out / "test" / arm.name
+    predict_test_set(dataset_name, trainer, plans, model_folder, cfg.folds, images, pred, cfg.device,
+                     log_dir / f"predict_test_{arm.name}.log", f"test set {arm.name}", not arm.is_stock)
+    gt = ground_truth_subset(test_raw, sorted(list_pngs(pred)), out / "gt_test", labels_folder=labels.name)
+    metrics = evaluate_predictions(gt, pred, test_raw, out / "eval_test" / arm.name, cfg.n_bootstrap,
+                                   images_folder=images.name)
+    entry: dict[str, Any] = {"dataset": test_name, "n_cases": metrics.get("n_cases"), "folds": cfg.folds,
+                             "metrics": {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")}}
+    if cfg.postprocessing:
+        pp_out = out / "test_pp" / arm.name
+        functions = apply_cv_postprocessing(pred, out / "cv_pp" / arm.name, pp_out)
+        pp_metrics = evaluate_predictions(gt, pp_out, test_raw, out / "eval_test_pp" / arm.name, cfg.n_bootstrap,
+                                          images_folder=images.name) if functions else metrics
+        entry["postprocessed"] = {"functions": functions,
+                                  "metrics": {k: pp_metrics.get(k) for k in ("n_cases", "segmentation", "classification")}}
+    return entry

@@ -5,6 +5,7 @@ protocol module imports the other's internals, so calls flow pipeline â†’ loso â
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -12,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from nnunet_phyjoint.benchmark import runner
 from nnunet_phyjoint.benchmark.arms import (
@@ -42,6 +43,8 @@ class BenchmarkConfig:
     loso_dataset_id: int | None = None
     minutes_per_fold: int | None = None  # equal wall-clock budget instead of equal epochs
     postprocessing: bool = True  # also score each arm after nnU-Net's own determine_postprocessing
+    test_dataset: str | None = None  # independent test set (raw dataset id/name) scored by each arm's fold ensemble
+    repeat: int = 1  # k-th independent training run of every arm (k > 1: its own nnUNet_results/repeat_k)
 
     @property
     def budget(self) -> Budget:
@@ -49,6 +52,35 @@ class BenchmarkConfig:
         if self.minutes_per_fold is not None:
             return Budget.minutes(self.minutes_per_fold)
         return Budget.epochs(self.epochs)
+
+
+REPEAT_FOLDER = "repeat_{k}"
+
+
+@contextlib.contextmanager
+def results_of_repeat(repeat: int) -> Iterator[Path]:
+    """``nnUNet_results`` of the ``repeat``-th independent run, set for this process and its nnU-Net commands.
+
+    Repeat 1 is ``$nnUNet_results`` itself (what a plain ``nnUNetv2_train`` writes); repeat k > 1 is
+    ``$nnUNet_results/repeat_k``, so that the same trainer on the same plans and folds trains afresh:
+    nnU-Net does not seed its training, so repeats differ in initialisation, batch order and
+    augmentation, which is the run-to-run variation a difference between arms has to exceed.
+    """
+    from nnunet_phyjoint.paths import results_dir
+
+    if repeat < 1:
+        raise ValueError(f"repeat must be 1 or more, got {repeat}")
+    base = results_dir()
+    if repeat == 1:
+        yield base
+        return
+    root = base / REPEAT_FOLDER.format(k=repeat)
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["nnUNet_results"] = str(root)
+    try:
+        yield root
+    finally:
+        os.environ["nnUNet_results"] = str(base)
 
 
 def machine_info() -> dict[str, Any]:

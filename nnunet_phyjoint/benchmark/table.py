@@ -97,6 +97,10 @@ POSTPROCESSED_HEADING = (
     "With nnU-Net's postprocessing (decided per arm on the pooled cross-validation predictions by nnU-Net's "
     "`determine_postprocessing`, as `nnUNetv2_find_best_configuration` decides it):")
 POSTPROCESSED_METRICS = METRIC_COLUMNS[:4]
+TEST_SET_HEADING = (
+    "Independent test set `{dataset}` ({n} cases, never trained or planned on): each arm's models of folds "
+    "{folds} ensembled as `nnUNetv2_predict -f {folds}` / `phyjoint predict` ensemble them (mirroring on); "
+    "postprocessing = the arm's decision on the cross-validation above, applied unchanged:")
 
 
 def postprocessed_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -112,6 +116,30 @@ def postprocessed_table(rows: Sequence[Mapping[str, Any]]) -> str:
         cells = [f"`{row['arm']}`", describe(pp.get("functions") or [])]
         cells += [format_ci(metric_entry(pp.get("metrics"), path), digits) for _, path, digits in POSTPROCESSED_METRICS]
         cells += mask_cells(pp.get("metrics"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def test_set_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One line per arm with a ``test`` entry: metrics of its fold ensemble on the independent test set,
+    and lesion-only DSC after the arm's cross-validation postprocessing decision (when there is one)."""
+    from nnunet_phyjoint.benchmark.postprocessing import describe
+
+    head = ["Arm", *(c[0] for c in METRIC_COLUMNS), *MASK_COLUMNS, "CV postprocessing", "DSC lesion-only after it"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 3) + "---|---:|"]
+    for row in rows:
+        test = row.get("test")
+        if not test:
+            continue
+        cells = [f"`{row['arm']}`"]
+        cells += [format_ci(metric_entry(test.get("metrics"), path), digits) for _, path, digits in METRIC_COLUMNS]
+        cells += mask_cells(test.get("metrics"))
+        pp = test.get("postprocessed")
+        if pp is None:
+            cells += [DASH, DASH]
+        else:
+            cells += [describe(pp.get("functions") or []),
+                      format_ci(metric_entry(pp.get("metrics"), METRIC_COLUMNS[0][1]), 3)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

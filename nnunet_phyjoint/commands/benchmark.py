@@ -46,7 +46,8 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
         n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
-        loso_dataset_id=args.loso_dataset_id, postprocessing=not args.no_postprocessing)
+        loso_dataset_id=args.loso_dataset_id, postprocessing=not args.no_postprocessing,
+        test_dataset=args.test_dataset, repeat=args.repeat)
     try:
         run_benchmark(cfg)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
@@ -76,6 +77,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the second table: every arm after nnU-Net's determine_postprocessing (keep the largest "
                         "component when it raises the cross-validation Dice, as nnUNetv2_find_best_configuration "
                         "decides)")
+    p.add_argument("--test-dataset", default=None, metavar="ID",
+                   help="also score every arm on this independent raw dataset (e.g. simulated with another seed and "
+                        "converted under its own id): the ensemble of the trained folds, as nnUNetv2_predict -f "
+                        "ensembles them; imagesTs+labelsTs when present, else imagesTr+labelsTr")
+    p.add_argument("--repeat", type=int, default=1, metavar="K",
+                   help="K-th independent training run of every arm (default 1 = $nnUNet_results itself; K > 1 "
+                        "trains into $nnUNet_results/repeat_K, give it its own -o): nnU-Net does not seed training, "
+                        "so repeats measure run-to-run variation; `phyjoint benchmark-repeats` tabulates them")
     p.add_argument("--list-arms", action="store_true", help="print the known arms and exit")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     p.add_argument("--leave-one-scanner-out", action="store_true",

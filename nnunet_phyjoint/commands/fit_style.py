@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
             args.dataset, plans=args.plans, configuration=args.configuration, fold=args.fold, steps=args.steps,
             batch_size=args.batch_size, size=args.size, device=args.device, vgg_weights=vgg, width=args.width,
             lr=args.lr, seed=args.seed, layer=args.layer, style_weight=args.style_weight,
-            identity_weight=args.identity_weight,
+            identity_weight=args.identity_weight, style_loss_layer=args.style_loss_layer,
         )
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         print(f"phyjoint fit-style: error: {e}", file=sys.stderr)
@@ -29,7 +29,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  {len(record['case_ids'])} training cases, scanners {record['scanners']}, VGG {record['vgg_weights']}")
     print(f"  AdaIN at {record['layer']}, {record['steps']} steps of batch {record['batch_size']} at "
           f"{record['size']}x{record['size']}: loss {losses['total'][0]:.4g} -> {losses['total'][-1]:.4g} "
-          f"({record['seconds']} s, {record['threads']} thread(s))")
+          f"({record['seconds']} s, {record['threads']} thread(s)); style loss over "
+          f"{', '.join(record.get('style_loss_layers', []))}")
     if args.measure:
         import json
 
@@ -51,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from nnunet_phyjoint.style_shift.defaults import (
         ACCELERATOR_BATCH_SIZE, ACCELERATOR_LAYER, ACCELERATOR_STEPS, CPU_BATCH_SIZE, CPU_LAYER, CPU_MAX_SIZE,
-        CPU_STEPS, DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_WEIGHT, STYLE_LAYERS,
+        CPU_STEPS, DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_LOSS_LAYER, DEFAULT_STYLE_WEIGHT, STYLE_LAYERS,
     )
 
     p = sub.add_parser("fit-style", help="fit the AdaIN decoder of the physics style shift on a training fold",
@@ -87,5 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"weight of the style loss (default {DEFAULT_STYLE_WEIGHT:g}; the content loss has weight 1)")
     p.add_argument("--identity-weight", type=float, default=None,
                    help=f"weight of the identity (reconstruction) loss (default {DEFAULT_IDENTITY_WEIGHT:g})")
+    p.add_argument("--style-loss-layer", default=None, choices=("relu1_1", *STYLE_LAYERS),
+                   help="deepest layer of the style loss when deeper than the AdaIN layer (default "
+                        f"{DEFAULT_STYLE_LOSS_LAYER or 'the AdaIN layer'}; Huang & Belongie: relu4_1)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run)

@@ -20,3 +20,5 @@ ACCELERATOR_BATCH_SIZE = 8
 
 DEFAULT_STYLE_WEIGHT = 10.0  # as Huang & Belongie's lambda; measured: 10 moves the statistics further than 1 or 5
 DEFAULT_IDENTITY_WEIGHT = 1.0
+# deepest layer of the style loss; None: the AdaIN layer itself
+DEFAULT_STYLE_LOSS_LAYER: str | None = None

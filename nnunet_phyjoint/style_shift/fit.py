@@ -27,11 +27,11 @@ from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed, resolve_dataset_folder
 from nnunet_phyjoint.style_shift.defaults import (  # noqa: F401  (the defaults are public here too)
     ACCELERATOR_BATCH_SIZE, ACCELERATOR_LAYER, ACCELERATOR_STEPS, CPU_BATCH_SIZE, CPU_LAYER, CPU_MAX_SIZE, CPU_STEPS,
-    DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_WEIGHT,
+    DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_LOSS_LAYER, DEFAULT_STYLE_WEIGHT,
 )
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
 from nnunet_phyjoint.style_shift.vgg_descriptor import (
-    PAPER_LAYER, VGGDescriptor, check_layer, downsampling, layers_up_to, to_unit,
+    LAYER_NAMES, PAPER_LAYER, VGGDescriptor, check_layer, downsampling, layers_up_to, to_unit,
 )
 
 STYLE_DIRNAME = "phyjoint_style"
@@ -73,11 +73,13 @@ class StyleLosses(NamedTuple):
 
 
 def adain_losses(
-    vgg: VGGDescriptor, decoder: StyleDecoder, content_u: torch.Tensor, style_u: torch.Tensor, alpha: float = 1.0
+    vgg: VGGDescriptor, decoder: StyleDecoder, content_u: torch.Tensor, style_u: torch.Tensor, alpha: float = 1.0,
+    style_loss_layer: str | None = None,
 ) -> StyleLosses:
     """Content, style and identity losses of decoding AdaIN(content, style) for [0, 1] images (B, 1, H, W).
 
-    The AdaIN layer is the decoder's (``decoder.layer``); the style loss runs over relu1_1 ... that layer.
+    The AdaIN layer is the decoder's (``decoder.layer``); the style loss runs over relu1_1 ... the
+    deeper of that layer and ``style_loss_layer`` (Huang & Belongie always use relu1_1 ... relu4_1).
 
     Content and style are AdaIN's; each is divided by the mean square of its target so that
     their balance does not depend on the scale of the VGG activations (ImageNet weights give
@@ -87,12 +89,14 @@ def adain_losses(
     the weights are random.
     """
     layer = decoder.layer
+    deepest = style_loss_layers(layer, style_loss_layer)[-1]
+    at = LAYER_NAMES.index(layer)
     with torch.no_grad():
         content_feat = vgg.forward_unit(content_u, layer)[-1]
-        style_feats = vgg.forward_unit(style_u, layer)
-        target = adain(content_feat, style_feats[-1], alpha)
-    out_feats = vgg.forward_unit(decoder(target), layer)
-    content_loss = F.mse_loss(out_feats[-1], target) / target.pow(2).mean().clamp_min(1e-12)
+        style_feats = vgg.forward_unit(style_u, deepest)
+        target = adain(content_feat, style_feats[at], alpha)
+    out_feats = vgg.forward_unit(decoder(target), deepest)
+    content_loss = F.mse_loss(out_feats[at], target) / target.pow(2).mean().clamp_min(1e-12)
     style_loss = content_loss.new_zeros(())
     for fo, fs in zip(out_feats, style_feats):
         mo, so = channel_mean_std(fo)
@@ -101,6 +105,12 @@ def adain_losses(
         style_loss = style_loss + (F.mse_loss(mo, ms) + F.mse_loss(so, ss)) / scale
     identity_loss = F.mse_loss(decoder(content_feat), content_u) / content_u.var().clamp_min(1e-12)
     return StyleLosses(content_loss, style_loss, identity_loss)
+
+
+def style_loss_layers(layer: str, style_loss_layer: str | None = None) -> tuple[str, ...]:
+    """relu1_1 ... the deeper of the AdaIN ``layer`` and ``style_loss_layer`` (None: ``layer``)."""
+    deepest = layer if style_loss_layer is None else max(layer, style_loss_layer, key=LAYER_NAMES.index)
+    return layers_up_to(deepest)
 
 
 def _training_pairs(bank: ReferenceBank, batch_size: int, size: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,10 +138,12 @@ def fit_decoder_on_bank(
     progress: bool = True,
     calibrate: bool = True,
     identity_weight: float = 1.0,
+    style_loss_layer: str | None = None,
 ) -> dict[str, list[float]]:
     """Train ``decoder`` in place; returns the loss history (one entry per logged step).
 
-    ``calibrate`` first sets the decoder's input scale from a batch of content features.
+    ``calibrate`` first sets the decoder's input scale from a batch of content features;
+    ``style_loss_layer`` extends the style loss beyond the AdaIN layer (see :func:`adain_losses`).
     """
     from tqdm import tqdm
 
@@ -151,7 +163,7 @@ def fit_decoder_on_bank(
     bar = tqdm(range(1, steps + 1), desc="fitting style decoder", disable=not progress)
     for step in bar:
         content_u, style_u = _training_pairs(bank, batch_size, size, gen, device)
-        losses = adain_losses(vgg, decoder, content_u, style_u)
+        losses = adain_losses(vgg, decoder, content_u, style_u, style_loss_layer=style_loss_layer)
         loss = losses.total(style_weight, identity_weight)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"style decoder loss is {loss.item()} at step {step}; lower the learning rate")
@@ -220,6 +232,7 @@ def fit_style_decoder(
     seed: int = 0,
     progress: bool = True,
     layer: str | None = None,
+    style_loss_layer: str | None = None,
 ) -> Path:
     """Fit the AdaIN decoder on the training fold (or ``case_ids``) and save it; returns its folder.
 
@@ -235,7 +248,7 @@ def fit_style_decoder(
     return fit_and_save(
         bank, vgg, style_folder(cfg.dataset_folder, plans, configuration, fold, layer), steps=steps,
         batch_size=batch_size, size=size, device=device, width=width, lr=lr, style_weight=style_weight,
-        identity_weight=identity_weight, seed=seed, progress=progress, layer=layer,
+        identity_weight=identity_weight, seed=seed, progress=progress, layer=layer, style_loss_layer=style_loss_layer,
     )
 
 
@@ -271,10 +284,12 @@ def fit_and_save(
     seed: int = 0,
     progress: bool = True,
     layer: str | None = None,
+    style_loss_layer: str | None = None,
 ) -> Path:
     """Fit a fresh decoder on an already loaded bank against ``vgg`` and save it (with its record) to ``folder``.
 
-    ``layer`` / ``steps`` / ``batch_size`` / ``size`` left at None take :func:`default_fit_settings`.
+    ``layer`` / ``steps`` / ``batch_size`` / ``size`` left at None take :func:`default_fit_settings`;
+    ``style_loss_layer`` None takes ``DEFAULT_STYLE_LOSS_LAYER``.
     """
     cfg = bank.config
     layer = default_layer(device) if layer is None else check_layer(layer)
@@ -284,12 +299,14 @@ def fit_and_save(
     batch_size = default_batch_size(device) if batch_size is None else batch_size
     style_weight = DEFAULT_STYLE_WEIGHT if style_weight is None else float(style_weight)
     identity_weight = DEFAULT_IDENTITY_WEIGHT if identity_weight is None else float(identity_weight)
+    style_loss_layer = DEFAULT_STYLE_LOSS_LAYER if style_loss_layer is None else style_loss_layer
+    loss_layers = style_loss_layers(layer, style_loss_layer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # reproducible decoder initialisation without touching the caller's RNG
         decoder = StyleDecoder(width=width, layer=layer)
     start = time.time()
     history = fit_decoder_on_bank(bank, vgg, decoder, steps, batch_size, size, lr, style_weight, seed, device, progress,
-                                  identity_weight=identity_weight)
+                                  identity_weight=identity_weight, style_loss_layer=loss_layers[-1])
     record = {
         "format_version": RECORD_VERSION,
         "dataset": cfg.dataset_folder.name if cfg else None,
@@ -301,7 +318,7 @@ def fit_and_save(
         "vgg_weights": vgg.weights_source,
         "vgg_fingerprint": vgg.fingerprint(),
         "layer": layer,
-        "style_loss_layers": list(layers_up_to(layer)),
+        "style_loss_layers": list(loss_layers),
         "steps": steps,
         "batch_size": batch_size,
         "size": size,
