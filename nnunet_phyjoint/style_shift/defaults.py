@@ -20,5 +20,7 @@ ACCELERATOR_BATCH_SIZE = 8
 
 DEFAULT_STYLE_WEIGHT = 10.0  # as Huang & Belongie's lambda; measured: 10 moves the statistics further than 1 or 5
 DEFAULT_IDENTITY_WEIGHT = 1.0
+# measured: 0.5 keeps more anatomy than 0.25 (edge correlation 0.72 vs 0.66) at the same statistics, ~15 % slower
+DEFAULT_DECODER_WIDTH = 0.5
 # deepest layer of the style loss; None: the AdaIN layer itself
 DEFAULT_STYLE_LOSS_LAYER: str | None = None

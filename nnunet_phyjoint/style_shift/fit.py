@@ -27,7 +27,7 @@ from nnunet_phyjoint.style_shift.adain import adain, channel_mean_std
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed, resolve_dataset_folder
 from nnunet_phyjoint.style_shift.defaults import (  # noqa: F401  (the defaults are public here too)
     ACCELERATOR_BATCH_SIZE, ACCELERATOR_LAYER, ACCELERATOR_STEPS, CPU_BATCH_SIZE, CPU_LAYER, CPU_MAX_SIZE, CPU_STEPS,
-    DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_LOSS_LAYER, DEFAULT_STYLE_WEIGHT,
+    DEFAULT_DECODER_WIDTH, DEFAULT_IDENTITY_WEIGHT, DEFAULT_STYLE_LOSS_LAYER, DEFAULT_STYLE_WEIGHT,
 )
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
 from nnunet_phyjoint.style_shift.vgg_descriptor import (
@@ -224,7 +224,7 @@ def fit_style_decoder(
     size: int | None = None,
     device: str | torch.device = "cpu",
     vgg_weights: str | Path | VGGDescriptor | None = "auto",
-    width: float = 0.25,
+    width: float | None = None,
     lr: float = 1e-3,
     style_weight: float | None = None,
     identity_weight: float | None = None,
@@ -277,7 +277,7 @@ def fit_and_save(
     batch_size: int | None = None,
     size: int | None = None,
     device: str | torch.device = "cpu",
-    width: float = 0.25,
+    width: float | None = None,
     lr: float = 1e-3,
     style_weight: float | None = None,
     identity_weight: float | None = None,
@@ -298,6 +298,7 @@ def fit_and_save(
     size = default_size if size is None else size
     batch_size = default_batch_size(device) if batch_size is None else batch_size
     style_weight = DEFAULT_STYLE_WEIGHT if style_weight is None else float(style_weight)
+    width = DEFAULT_DECODER_WIDTH if width is None else float(width)
     identity_weight = DEFAULT_IDENTITY_WEIGHT if identity_weight is None else float(identity_weight)
     style_loss_layer = DEFAULT_STYLE_LOSS_LAYER if style_loss_layer is None else style_loss_layer
     loss_layers = style_loss_layers(layer, style_loss_layer)

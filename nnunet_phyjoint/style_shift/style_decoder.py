@@ -4,8 +4,8 @@ It mirrors VGG-19 up to its layer (Huang & Belongie 2017 use relu4_1; ``relu3_1`
 ``relu2_1`` give the same decoder without its deepest stages): 3x3 convolutions with reflection
 padding, ReLU, nearest-neighbour 2x upsampling where VGG pools. The output has ONE channel
 (our images are grey; a three-channel output would only be averaged). Channel widths are
-VGG's times ``width`` (at least 8), so tests and CPU runs can use a slim decoder; the
-default 0.25 keeps about 0.5 M parameters.
+VGG's times ``width`` (at least 8), so tests can use a slim decoder; the class default 0.25
+keeps about 0.5 M parameters, the fits use ``defaults.DEFAULT_DECODER_WIDTH`` (0.5).
 
 The features are multiplied by a stored ``input_scale`` (set by :meth:`StyleDecoder.calibrate`
 before fitting) so that they reach the decoder with unit RMS: relu4_1 activations of random
