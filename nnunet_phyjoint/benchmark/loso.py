@@ -19,7 +19,7 @@ import numpy as np
 
 from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.benchmark.arms import Arm
-from nnunet_phyjoint.benchmark.stages import BenchmarkConfig, machine_info, plans_of, prepare, train_all
+from nnunet_phyjoint.benchmark.stages import BenchmarkConfig, budget_context, machine_info, plans_of, prepare, train_all
 from nnunet_phyjoint.paths import raw_dir
 
 COPY_KEY = "benchmark_loso_copy_of"
@@ -146,8 +146,7 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
         f"{name}: learning curves, {budget.label} per arm, mean over held-out-scanner folds",
         LEARNING_CURVE_CAPTION, stock_arms=[a.name for a in arms if a.is_stock])
     wall = time.perf_counter() - started
-    context = [f"budget: {budget.describe()} (`{budget.option}`)" + (f"; independent run (repeat) {cfg.repeat}"
-                                                                      if cfg.repeat > 1 else ""),
+    context = [budget_context(cfg),
                f"dataset `{name}` (copy of `{source_name}`), one fold per held-out scanner, device `{cfg.device}`",
                "cells: lesion-only DSC / macro F1 on the held-out scanner's cases (not seen in training); "
                "mean = unweighted mean over held-out scanners; CIs in table_loso.json and the figure",

@@ -26,7 +26,7 @@ from typing import Any
 from nnunet_phyjoint.benchmark import runner
 from nnunet_phyjoint.benchmark.arms import resolve_arms
 from nnunet_phyjoint.benchmark.stages import (
-    BenchmarkConfig, machine_info, plans_of, prepare, results_of_repeat, train_all,
+    BenchmarkConfig, budget_context, machine_info, plans_of, prepare, results_of_repeat, train_all,
 )
 from nnunet_phyjoint.evaluation.io import list_pngs
 from nnunet_phyjoint.paths import find_dataset_name, preprocessed_dir, raw_dir
@@ -107,7 +107,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
                           timing_cache=out / "timing" / f"{arm.name}.json")
         rows.append({"arm": arm.name, "trainer": arm.trainer(budget), "plans": plans,
                      "description": arm.description, "model_folder": str(folder),
-                     "metrics": {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")},
+                     "metrics": _metric_summary(metrics),
                      "costs": costs, "learning_curve": arm_curves(folder, cfg.folds)})
         if cfg.postprocessing:
             rows[-1]["postprocessed"] = _postprocessed(arm.name, folder, gt, raw, out, cfg.n_bootstrap)
@@ -131,8 +131,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         f"{dataset_name}: learning curves, {budget.label} per arm, mean over folds {cfg.folds}",
         LEARNING_CURVE_CAPTION, stock_arms=[a.name for a in arms if a.is_stock])
     context = [
-        f"budget: {budget.describe()} (`{budget.option}`)" + (f"; independent run (repeat) {cfg.repeat}"
-                                                               if cfg.repeat > 1 else ""),
+        budget_context(cfg),
         f"dataset `{dataset_name}`, folds {cfg.folds} ({len(val_cases)} validation cases pooled), "
         f"device `{cfg.device}`",
         "values: point estimate [bootstrap 95% CI over cases, "
@@ -169,6 +168,11 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     return result
 
 
+def _metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The part of an evaluation that table1.json keeps per arm (case count, segmentation, classification)."""
+    return {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")}
+
+
 def _postprocessed(arm_name: str, model_folder: Path, gt: Path, raw: Path, out: Path, n_bootstrap: int) -> dict[str, Any]:
     """nnU-Net's postprocessing decision for one arm and the evaluation of its postprocessed masks."""
     from nnunet_phyjoint.benchmark.collect import evaluate_predictions
@@ -177,7 +181,7 @@ def _postprocessed(arm_name: str, model_folder: Path, gt: Path, raw: Path, out: 
     print(f"[benchmark] nnU-Net postprocessing of {arm_name}", flush=True)
     decision = determine_nnunet_postprocessing(out / "cv" / arm_name, gt, model_folder, out / "cv_pp" / arm_name)
     metrics = evaluate_predictions(gt, out / "cv_pp" / arm_name, raw, out / "eval_pp" / arm_name, n_bootstrap)
-    return {**decision, "metrics": {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")}}
+    return {**decision, "metrics": _metric_summary(metrics)}
 
 
 def _test_set(arm: Any, dataset_name: str, plans: str, model_folder: Path, cfg: BenchmarkConfig, out: Path,
@@ -195,12 +199,12 @@ def _test_set(arm: Any, dataset_name: str, plans: str, model_folder: Path, cfg: 
     metrics = evaluate_predictions(gt, pred, test_raw, out / "eval_test" / arm.name, cfg.n_bootstrap,
                                    images_folder=images.name)
     entry: dict[str, Any] = {"dataset": test_name, "n_cases": metrics.get("n_cases"), "folds": cfg.folds,
-                             "metrics": {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")}}
+                             "metrics": _metric_summary(metrics)}
     if cfg.postprocessing:
         pp_out = out / "test_pp" / arm.name
         functions = apply_cv_postprocessing(pred, out / "cv_pp" / arm.name, pp_out)
         pp_metrics = evaluate_predictions(gt, pp_out, test_raw, out / "eval_test_pp" / arm.name, cfg.n_bootstrap,
                                           images_folder=images.name) if functions else metrics
         entry["postprocessed"] = {"functions": functions,
-                                  "metrics": {k: pp_metrics.get(k) for k in ("n_cases", "segmentation", "classification")}}
+                                  "metrics": _metric_summary(pp_metrics)}
     return entry

@@ -57,6 +57,13 @@ class BenchmarkConfig:
 REPEAT_FOLDER = "repeat_{k}"
 
 
+def budget_context(cfg: BenchmarkConfig) -> str:
+    """The first context line of a benchmark report: the budget, and the repeat when it is not the first."""
+    budget = cfg.budget
+    line = f"budget: {budget.describe()} (`{budget.option}`)"
+    return line + (f"; independent run (repeat) {cfg.repeat}" if cfg.repeat > 1 else "")
+
+
 @contextlib.contextmanager
 def results_of_repeat(repeat: int) -> Iterator[Path]:
     """``nnUNet_results`` of the ``repeat``-th independent run, set for this process and its nnU-Net commands.

@@ -5,8 +5,9 @@ models at once (``nnUNetv2_predict -f 0 1 2 3``, ``phyjoint predict`` for PhyJoi
 set is another raw dataset (e.g. simulated with another seed and converted under its own id); it is
 never planned, preprocessed or trained on. Its images are ``imagesTs`` with ``labelsTs`` when both
 exist, else ``imagesTr`` with ``labelsTr``. Each arm's CV postprocessing decision
-(``OUT/cv_pp/<arm>/postprocessing.pkl``) is applied to its test predictions too, with nnU-Net's own
-``apply_postprocessing_to_folder``: the decision is taken on the cross-validation, never on the test set.
+(``OUT/cv_pp/<arm>/postprocessing.json``, read without unpickling its ``.pkl`` twin) is applied to its
+test predictions too, with nnU-Net's own ``apply_postprocessing_to_folder``: the decision is taken on
+the cross-validation, never on the test set.
 """
 from __future__ import annotations
 
