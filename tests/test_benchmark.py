@@ -630,8 +630,9 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         (tmp_path / var).mkdir()
         env[var] = str(tmp_path / var)
+    # the style decoder's quality is not what this test checks: a short fit per fold keeps it fast
     env.update(nnUNet_extTrainer=str(REPO / "trainers"), nnUNet_n_proc_DA="0", nnUNet_compile="f",
-               OMP_NUM_THREADS="1", nnUNet_def_n_proc="1")
+               OMP_NUM_THREADS="1", nnUNet_def_n_proc="1", PHYJOINT_STYLE_FIT_STEPS="20")
     _run(["phyjoint", "simulate", str(tmp_path / "src"), "--n", "32", "--scanners", "2", "--size", "64", "64",
           "--seed", "3"], env)
     _run(["phyjoint", "convert", "precise", str(tmp_path / "src"), "-d", "991", "--name", "Bench"], env)

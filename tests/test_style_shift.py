@@ -305,6 +305,9 @@ def test_each_layer_has_its_own_cached_decoder(fake_dataset):
                                              fit_if_missing=False, fit_kwargs={"layer": "relu4_1"})
     assert shallow.layer == shallow.decoder.layer == "relu2_1"
     assert (style_folder(fake_dataset, PLANS, "2d", 0, "relu2_1") / "record.json").is_file()
+    # the training log names the fit behind the decoder, so that a decoder cached under older defaults shows
+    described = shallow.describe_decoder()
+    assert "1 steps of batch 2 at 32x32" in described and "relu2_1" in described
     data = torch.randn(2, 1, 33, 31)
     out, applied, _ = shallow(data, shallow.bank.case_ids[:2])
     assert applied.all() and out.shape == data.shape and torch.isfinite(out).all()

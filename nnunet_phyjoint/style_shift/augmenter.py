@@ -75,6 +75,7 @@ class StyleShiftAugmenter(nn.Module):
         seed = int(torch.randint(2**62, (1,))) if seed is None else int(seed)
         self.generator = torch.Generator().manual_seed(seed)
         self._style_stats: dict[tuple[str, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.decoder_record: dict = {}  # the fit's record.json when loaded from a dataset (steps, batch, size, ...)
 
     @classmethod
     def from_dataset(
@@ -126,8 +127,18 @@ class StyleShiftAugmenter(nn.Module):
             if not fit_if_missing:
                 raise FileNotFoundError(f"no style decoder in {folder}: run `phyjoint fit-style` first")
             fit_and_save(bank, vgg, folder, device=device, progress=progress, layer=layer, **fit_kwargs)
-            decoder, _ = load_style_decoder(folder)
-        return cls(vgg, decoder, bank, p=p, alpha=alpha, seed=seed).to(device)
+            decoder, record = load_style_decoder(folder)
+        augmenter = cls(vgg, decoder, bank, p=p, alpha=alpha, seed=seed).to(device)
+        augmenter.decoder_record = {**record, "folder": str(folder)}
+        return augmenter
+
+    def describe_decoder(self) -> str:
+        """One line on the decoder in use: its fit (steps, batch, size) and folder, when known."""
+        r = self.decoder_record
+        if not r:
+            return f"decoder for {self.layer}"
+        return (f"decoder fitted with {r.get('steps')} steps of batch {r.get('batch_size')} at "
+                f"{r.get('size')}x{r.get('size')} ({r.get('folder')})")
 
     def _reference_stats(self, ref_ids: Sequence[str], shape: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean/std at the AdaIN layer of each reference at ``shape``, computed once per reference and cached."""

@@ -10,7 +10,9 @@ STYLE_LAYERS: tuple[str, ...] = ("relu2_1", "relu3_1", "relu4_1")  # AdaIN layer
 PAPER_LAYER = "relu4_1"
 
 CPU_LAYER = "relu3_1"
-CPU_STEPS = 200
+# measured (README style-shift ablation): 800 steps keep more anatomy than 200 (edges 0.81 vs 0.71) and move
+# the statistics further (relu3_1 std 0.50 vs 0.44), for ~4x the fit time (564 vs 140 s on one core)
+CPU_STEPS = 800
 CPU_BATCH_SIZE = 4
 CPU_MAX_SIZE = 128
 

@@ -309,7 +309,7 @@ class PhyJointTrainer(nnUNetTrainer):
             dist.barrier()
         augmenter = StyleShiftAugmenter.from_dataset(**kwargs)
         self.print_to_log_file(f"physics style shift: p={self.style_shift_probability}, AdaIN at {augmenter.layer}, "
-                               f"VGG weights: {augmenter.vgg.weights_source}")
+                               f"VGG weights: {augmenter.vgg.weights_source}; {augmenter.describe_decoder()}")
         return augmenter
 
     def augment_input(self, data: torch.Tensor, keys: list[str]) -> torch.Tensor:
