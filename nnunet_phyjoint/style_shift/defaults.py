@@ -11,7 +11,7 @@ PAPER_LAYER = "relu4_1"
 
 CPU_LAYER = "relu3_1"
 # measured (README style-shift ablation): 800 steps keep more anatomy than 200 (edges 0.81 vs 0.71) and move
-# the statistics further (relu3_1 std 0.50 vs 0.44), for ~4x the fit time (564 vs 140 s on one core)
+# the statistics further (relu3_1 std 0.499 vs 0.44), for ~4x the fit time (564 vs 140 s on one core)
 CPU_STEPS = 800
 CPU_BATCH_SIZE = 4
 CPU_MAX_SIZE = 128
