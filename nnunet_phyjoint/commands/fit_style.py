@@ -6,7 +6,7 @@ import sys
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nnunet_phyjoint.style_shift.fit import fit_style_decoder, load_style_decoder
+    from nnunet_phyjoint.style_shift.fit import describe_fit, fit_style_decoder, load_style_decoder
     from nnunet_phyjoint.style_shift.vgg_descriptor import VGGDescriptor
 
     from nnunet_phyjoint.style_shift.reference_bank import locate_preprocessed
@@ -27,9 +27,8 @@ def _run(args: argparse.Namespace) -> int:
     losses = record["losses"]
     print(f"style decoder saved to {folder}")
     print(f"  {len(record['case_ids'])} training cases, scanners {record['scanners']}, VGG {record['vgg_weights']}")
-    print(f"  AdaIN at {record['layer']}, {record['steps']} steps of batch {record['batch_size']} at "
-          f"{record['size']}x{record['size']}: loss {losses['total'][0]:.4g} -> {losses['total'][-1]:.4g} "
-          f"({record['seconds']} s, {record['threads']} thread(s)); style loss over "
+    print(f"  AdaIN at {record['layer']}, {describe_fit(record)}: loss {losses['total'][0]:.4g} -> "
+          f"{losses['total'][-1]:.4g} ({record['seconds']} s, {record['threads']} thread(s)); style loss over "
           f"{', '.join(record.get('style_loss_layers', []))}")
     if args.measure:
         import json

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnunet_phyjoint.style_shift.adain import adain_with_stats, channel_mean_std
-from nnunet_phyjoint.style_shift.fit import default_layer, fit_and_save, load_style_decoder, style_folder
+from nnunet_phyjoint.style_shift.fit import describe_fit, default_layer, fit_and_save, load_style_decoder, style_folder
 from nnunet_phyjoint.style_shift.reference_bank import ReferenceBank, locate_preprocessed
 from nnunet_phyjoint.style_shift.style_decoder import StyleDecoder
 from nnunet_phyjoint.style_shift.vgg_descriptor import VGGDescriptor, check_layer, downsampling, to_unit
@@ -76,6 +76,7 @@ class StyleShiftAugmenter(nn.Module):
         self.generator = torch.Generator().manual_seed(seed)
         self._style_stats: dict[tuple[str, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.decoder_record: dict = {}  # the fit's record.json when loaded from a dataset (steps, batch, size, ...)
+        self.decoder_folder: Path | None = None  # where that decoder is cached
 
     @classmethod
     def from_dataset(
@@ -129,16 +130,14 @@ class StyleShiftAugmenter(nn.Module):
             fit_and_save(bank, vgg, folder, device=device, progress=progress, layer=layer, **fit_kwargs)
             decoder, record = load_style_decoder(folder)
         augmenter = cls(vgg, decoder, bank, p=p, alpha=alpha, seed=seed).to(device)
-        augmenter.decoder_record = {**record, "folder": str(folder)}
+        augmenter.decoder_record, augmenter.decoder_folder = record, folder
         return augmenter
 
     def describe_decoder(self) -> str:
         """One line on the decoder in use: its fit (steps, batch, size) and folder, when known."""
-        r = self.decoder_record
-        if not r:
+        if not self.decoder_record:
             return f"decoder for {self.layer}"
-        return (f"decoder fitted with {r.get('steps')} steps of batch {r.get('batch_size')} at "
-                f"{r.get('size')}x{r.get('size')} ({r.get('folder')})")
+        return f"decoder fitted with {describe_fit(self.decoder_record)} ({self.decoder_folder})"
 
     def _reference_stats(self, ref_ids: Sequence[str], shape: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean/std at the AdaIN layer of each reference at ``shape``, computed once per reference and cached."""

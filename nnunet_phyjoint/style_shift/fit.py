@@ -192,6 +192,11 @@ def save_style_decoder(folder: Path, decoder: StyleDecoder, record: dict) -> Pat
     return folder
 
 
+def describe_fit(record: dict) -> str:
+    """``N steps of batch B at SxS``: how the decoder of a fit ``record`` (record.json) was trained."""
+    return f"{record.get('steps')} steps of batch {record.get('batch_size')} at {record.get('size')}x{record.get('size')}"
+
+
 def load_style_decoder(folder: str | Path) -> tuple[StyleDecoder, dict]:
     """The decoder saved in ``folder`` (eval mode, CPU) and its record."""
     from safetensors.torch import load_file
