@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from nnunet_phyjoint.paths import preprocessed_dir, raw_dir, results_dir
 
 EPOCH_LINE = re.compile(r"Epoch (\d+)\s*$", re.M)
+# set when the benchmark is interrupted while several commands run in worker threads (see .parallel)
+CANCEL = threading.Event()
 
 
 def script(name: str) -> str:
@@ -41,10 +44,16 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def say(message: str) -> None:
+    """One progress line, written in one call so that lines of parallel jobs (see .parallel) never interleave."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
 def run_logged(cmd: list[str], log_file: Path, label: str, env: dict[str, str] | None = None) -> float:
     """Run ``cmd`` with its output in ``log_file``; print progress (epoch, elapsed); return seconds."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    print(f"[{label}] $ {' '.join(cmd)}\n[{label}]   log: {log_file}", flush=True)
+    say(f"[{label}] $ {' '.join(cmd)}\n[{label}]   log: {log_file}")
     start = time.perf_counter()
     last_report, epoch = start, None
     with open(log_file, "w") as log:
@@ -52,11 +61,13 @@ def run_logged(cmd: list[str], log_file: Path, label: str, env: dict[str, str] |
         try:
             while proc.poll() is None:
                 time.sleep(1.0)
+                if CANCEL.is_set():
+                    raise KeyboardInterrupt(f"[{label}] cancelled")
                 if time.perf_counter() - last_report >= 30:
                     found = EPOCH_LINE.findall(log_file.read_text(errors="replace"))
                     epoch = found[-1] if found else epoch
                     where = f"epoch {epoch}, " if epoch is not None else ""
-                    print(f"[{label}]   ... {where}{time.perf_counter() - start:.0f} s", flush=True)
+                    say(f"[{label}]   ... {where}{time.perf_counter() - start:.0f} s")
                     last_report = time.perf_counter()
         except BaseException:
             proc.kill()
@@ -67,7 +78,7 @@ def run_logged(cmd: list[str], log_file: Path, label: str, env: dict[str, str] |
         tail = log_file.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"[{label}] {' '.join(cmd)} failed with exit code {proc.returncode} "
                            f"(full log: {log_file}):\n{tail}")
-    print(f"[{label}]   done in {seconds:.1f} s", flush=True)
+    say(f"[{label}]   done in {seconds:.1f} s")
     return seconds
 
 
@@ -205,18 +216,20 @@ def fold_done(folder: Path, fold: int) -> bool:
 
 
 def train_fold(dataset_name: str, trainer: str, plans: str, fold: int, device: str, log_dir: Path,
-               label: str) -> dict[str, Any]:
-    """``nnUNetv2_train`` one fold unless done; returns ``{status, seconds}``."""
+               label: str, env_overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """``nnUNetv2_train`` one fold unless done (``env_overrides`` on top of :func:`subprocess_env`);
+    returns ``{status, seconds}``."""
     folder = model_folder(dataset_name, trainer, plans)
     if fold_done(folder, fold):
-        print(f"[{label}] fold {fold} already trained: {folder / f'fold_{fold}'}", flush=True)
+        say(f"[{label}] fold {fold} already trained: {folder / f'fold_{fold}'}")
         return {"status": "done before", "seconds": None}
     cmd = [script("nnUNetv2_train"), dataset_name[7:10], "2d", str(fold), "-tr", trainer, "-p", plans,
            "-device", device]
     resumed = (folder / f"fold_{fold}" / "checkpoint_latest.pth").is_file()
     if resumed:
         cmd.append("--c")
-    seconds = run_logged(cmd, log_dir / f"train_{trainer}__{plans}_fold{fold}.log", label)
+    seconds = run_logged(cmd, log_dir / f"train_{trainer}__{plans}_fold{fold}.log", label,
+                         env=subprocess_env(**(env_overrides or {})))
     if not fold_done(folder, fold):
         raise RuntimeError(f"[{label}] nnUNetv2_train finished but {folder / f'fold_{fold}'} has no "
                            "checkpoint_final.pth and validation/summary.json")

@@ -45,6 +45,7 @@ class BenchmarkConfig:
     postprocessing: bool = True  # also score each arm after nnU-Net's own determine_postprocessing
     test_dataset: str | None = None  # independent test set (raw dataset id/name) scored by each arm's fold ensemble
     repeat: int = 1  # k-th independent training run of every arm (k > 1: its own nnUNet_results/repeat_k)
+    jobs: int = 1  # nnUNetv2_train runs side by side (never two of one fold), cores shared out among them
 
     @property
     def budget(self) -> Budget:
@@ -121,21 +122,48 @@ def prepare(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], log_dir: P
 
 def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: list[int], log_dir: Path,
               runs_file: Path) -> dict[str, Any]:
-    """Every arm x fold through ``nnUNetv2_train`` (done folds skipped); run records kept in ``runs_file``."""
+    """Every arm x fold through ``nnUNetv2_train`` (done folds skipped); run records kept in ``runs_file``.
+
+    With ``cfg.jobs`` > 1 that many run side by side, each with its share of the cores (see
+    :mod:`.parallel`); a failed fold does not stop the others, and all failures are raised together
+    once every other fold has run.
+    """
+    import threading
+
+    from nnunet_phyjoint.benchmark.parallel import job_environment, run_exclusive, threads_per_job
     from nnunet_phyjoint.evaluation.io import write_json
 
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
-    total = len(arms) * len(folds)
+    items = [(arm, fold) for arm in arms for fold in folds]
+    overrides = job_environment(cfg.jobs)
+    if cfg.jobs > 1:
+        print(f"[benchmark] {cfg.jobs} training jobs side by side, {threads_per_job(cfg.jobs)} CPU thread(s) each "
+              f"({', '.join(f'{k}={v}' for k, v in overrides.items())}); never two of one fold", flush=True)
+    lock = threading.Lock()
     start = time.perf_counter()
-    for i, arm in enumerate(arms):
+
+    def train(item: tuple[Arm, int]) -> dict[str, Any]:
+        arm, fold = item
         trainer = arm.trainer(cfg.budget)
-        for j, fold in enumerate(folds):
-            k = i * len(folds) + j + 1
-            label = f"{k}/{total} {arm.name} fold {fold}, {time.perf_counter() - start:.0f} s elapsed"
-            record = runner.train_fold(dataset_name, trainer, plans_of(arm, cfg), fold, cfg.device, log_dir, label)
+        label = (f"{items.index(item) + 1}/{len(items)} {arm.name} fold {fold}, "
+                 f"{time.perf_counter() - start:.0f} s elapsed")
+        record = runner.train_fold(dataset_name, trainer, plans_of(arm, cfg), fold, cfg.device, log_dir, label,
+                                   env_overrides=overrides)
+        with lock:
             previous = runs.get(f"{arm.name}/{fold}")
             if record["status"] != "done before" or previous is None or previous.get("trainer") != trainer:
                 runs[f"{arm.name}/{fold}"] = {"trainer": trainer, "plans": plans_of(arm, cfg),
-                                              "budget": cfg.budget.label, **record}
+                                              "budget": cfg.budget.label, **record,
+                                              **({"jobs": cfg.jobs} if cfg.jobs > 1 else {})}
                 write_json(runs_file, runs)
+        return record
+
+    runner.CANCEL.clear()
+    outcomes = run_exclusive(items, cfg.jobs, group_of=lambda item: item[1], work=train, cancel=runner.CANCEL)
+    failed = [o for o in outcomes if o.error is not None]
+    if failed:
+        if len(failed) == 1:
+            raise failed[0].error
+        raise RuntimeError(f"{len(failed)} of {len(items)} training runs failed:\n" + "\n".join(
+            f"- {o.item[0].name} fold {o.item[1]}: {o.error}" for o in failed))
     return runs

@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
         n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
         loso_dataset_id=args.loso_dataset_id, postprocessing=not args.no_postprocessing,
-        test_dataset=args.test_dataset, repeat=args.repeat)
+        test_dataset=args.test_dataset, repeat=args.repeat, jobs=args.jobs)
     try:
         run_benchmark(cfg)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
@@ -85,6 +85,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="K-th independent training run of every arm (default 1 = $nnUNet_results itself; K > 1 "
                         "trains into $nnUNet_results/repeat_K, give it its own -o): nnU-Net does not seed training, "
                         "so repeats measure run-to-run variation; `phyjoint benchmark-repeats` tabulates them")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="nnUNetv2_train runs side by side (default 1), never two of the same fold; on CPU each gets "
+                        "cores/N threads (OMP_NUM_THREADS) and, unless set, as many augmentation workers "
+                        "(nnUNet_n_proc_DA). Keep the budget's meaning in mind: with --minutes-per-fold every arm "
+                        "trains beside N-1 others, so give every arm of one comparison the same --jobs")
     p.add_argument("--list-arms", action="store_true", help="print the known arms and exit")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     p.add_argument("--leave-one-scanner-out", action="store_true",
