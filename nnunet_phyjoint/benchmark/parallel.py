@@ -1,8 +1,7 @@
 """Run the benchmark's training items side by side: ``--jobs N`` workers, never two of one fold at once.
 
-On a CPU machine one ``nnUNetv2_train`` on one core is nearly as fast per step as on two (small
-2d networks do not scale across threads), so N jobs of ``cores // N`` threads each finish an
-arm x fold grid close to N times sooner. Items of the same fold never overlap because a fold's
+Small 2d networks gain little from more CPU threads, so on a small CPU machine N jobs of
+``cores // N`` threads each get through an arm x fold grid sooner than one job with every core. Items of the same fold never overlap because a fold's
 first PhyJoint run fits and caches the style decoder that the fold's later arms reuse; two fits of
 one fold at once would both spend the minutes and race on the cache.
 """
