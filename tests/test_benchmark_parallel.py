@@ -19,11 +19,13 @@ def test_threads_per_job_shares_the_cores():
         threads_per_job(0, cores=2)
 
 
-def test_job_environment_caps_threads_and_keeps_the_users_augmentation_workers():
+def test_job_environment_caps_threads_and_keeps_the_users_worker_counts():
     assert job_environment(1, {}, cores=2) == {}  # one job: nnU-Net's own behaviour, untouched
     env = job_environment(2, {}, cores=4)
     assert env["OMP_NUM_THREADS"] == "2" and env["nnUNet_n_proc_DA"] == "2"
-    assert "nnUNet_n_proc_DA" not in job_environment(2, {"nnUNet_n_proc_DA": "0"}, cores=4)
+    assert env["nnUNet_def_n_proc"] == "2"  # nnU-Net's final validation would start 8 export workers
+    users = job_environment(2, {"nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "3"}, cores=4)
+    assert "nnUNet_n_proc_DA" not in users and "nnUNet_def_n_proc" not in users
 
 
 def _record_overlaps(n_items, jobs, groups):

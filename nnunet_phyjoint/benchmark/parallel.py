@@ -38,16 +38,19 @@ def job_environment(jobs: int, environ: dict[str, str] | None = None, cores: int
     """Environment overrides for one of ``jobs`` parallel ``nnUNetv2_train`` runs (empty for one job).
 
     ``OMP_NUM_THREADS`` caps torch's threads (our trainers and their stock budget variants read it,
-    see ``training.cpu_threads``); ``nnUNet_n_proc_DA`` gets the same count unless the user set it,
-    so that augmentation workers do not outnumber the cores either.
+    see ``training.cpu_threads``); ``nnUNet_n_proc_DA`` (augmentation workers) and
+    ``nnUNet_def_n_proc`` (the export workers of nnU-Net's final validation, 8 by default) get the
+    same count unless the user set them, so that neither outnumbers the cores. Measured on 2 cores,
+    100 validation cases at 64x64: 53 s with nnU-Net's 8 export workers, 15 s with one.
     """
     environ = os.environ if environ is None else environ
     if jobs == 1:
         return {}
     n = threads_per_job(jobs, cores)
     overrides = {"OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
-    if not environ.get("nnUNet_n_proc_DA", "").strip():
-        overrides["nnUNet_n_proc_DA"] = str(n)
+    for name in ("nnUNet_n_proc_DA", "nnUNet_def_n_proc"):
+        if not environ.get(name, "").strip():
+            overrides[name] = str(n)
     return overrides
 
 
