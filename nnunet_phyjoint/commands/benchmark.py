@@ -88,8 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="nnUNetv2_train runs side by side (default 1), never two of the same fold; on CPU each gets "
                         "cores/N threads (OMP_NUM_THREADS) and, unless set, as many augmentation workers "
-                        "(nnUNet_n_proc_DA) and final-validation export workers (nnUNet_def_n_proc). Keep the budget's meaning in mind: with --minutes-per-fold every arm "
-                        "trains beside N-1 others, so give every arm of one comparison the same --jobs")
+                        "(nnUNet_n_proc_DA) and final-validation export workers (nnUNet_def_n_proc). Keep the "
+                        "budget's meaning in mind: with --minutes-per-fold every arm trains beside N-1 others, so give "
+                        "every arm of one comparison the same --jobs")
     p.add_argument("--list-arms", action="store_true", help="print the known arms and exit")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     p.add_argument("--leave-one-scanner-out", action="store_true",
