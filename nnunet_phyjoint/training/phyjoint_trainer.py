@@ -11,7 +11,8 @@ What changes relative to ``nnUNetTrainer`` (everything else is nnU-Net's own loo
   at the all-foreground solution, ``docs/training-recipe.md``);
 - latent feature augmentation (noise + intra-class mixing) for the fold's minority classes,
   applied to the features that the classification head sees, in training only;
-- bitsandbytes' AdamW8bit (torch's AdamW in ``PhyJointTrainer_AdamW``), lr 1e-3 (the paper's 1e-4 in
+- bitsandbytes' AdamW8bit (torch's AdamW in ``PhyJointTrainer_AdamW``), lr 1e-3 for the pretrained
+  encoder and 1e-2 for the new layers (CBAM, decoder, heads; the paper's 1e-4 for everything in
   ``PhyJointTrainer_paper``), weight decay 1e-2,
   nnU-Net's polynomial learning-rate decay; at most 200 epochs; one epoch = one pass over the
   training fold; early stopping (patience 10) on the validation Dice of a full, ordered pass over
@@ -61,7 +62,8 @@ class PhyJointTrainer(nnUNetTrainer):
     early_stopping_patience: int = 10
     # the recipe measured in docs/training-recipe.md; PhyJointTrainer_paper keeps the paper's literal one
     learning_rate: float = 1e-3  # the encoder's rate (paper: 1e-4)
-    new_layers_learning_rate: float | None = None  # CBAM, decoder, heads; None: learning_rate
+    # CBAM, decoder, heads; None: learning_rate. 1e-2 ends the "dead start" of short budgets (docs/training-recipe.md)
+    new_layers_learning_rate: float | None = 1e-2
     warmup_epochs: int = 0
     adamw_weight_decay: float = 1e-2
     use_deep_supervision: bool = True
@@ -69,6 +71,8 @@ class PhyJointTrainer(nnUNetTrainer):
     focal_gamma: float = 0.0  # paper: 2; at 0 the focal term is the cross-entropy
     # segmentation heads start at p(lesion) = 0.01 (RetinaNet's prior); None: PyTorch's default init (paper)
     seg_head_prior: float | None = 0.01
+    # std of the heads' weights under the prior init; None: 1/sqrt(fan_in) (docs/training-recipe.md)
+    seg_head_weight_std: float | None = 0.01
     dice_weight: float = 1.0
     focal_weight: float = 1.0
     batch_dice: bool | None = None  # None: the plans' batch_dice
@@ -119,8 +123,10 @@ class PhyJointTrainer(nnUNetTrainer):
             # training starts from "no lesion anywhere" instead of p = 0.5 per pixel, whose all-foreground
             # masks the decoder otherwise spends its first epochs unlearning (docs/training-recipe.md, round 2, R3);
             # a resumed or predicting run loads trained heads over this
-            self._bare_network().decoder.initialise_heads(self.seg_head_prior)
-            self.print_to_log_file(f"segmentation heads initialised at p(lesion) = {self.seg_head_prior:g}")
+            self._bare_network().decoder.initialise_heads(self.seg_head_prior, self.seg_head_weight_std)
+            std = "1/sqrt(fan_in)" if self.seg_head_weight_std is None else f"{self.seg_head_weight_std:g}"
+            self.print_to_log_file(f"segmentation heads initialised at p(lesion) = {self.seg_head_prior:g}, "
+                                   f"weight std {std}")
 
     def _bare_network(self) -> torch.nn.Module:
         from torch._dynamo import OptimizedModule

@@ -8,6 +8,8 @@ from nnunet_phyjoint.training.phyjoint_trainer import PhyJointTrainer
 __all__ = [
     "PhyJointTrainer_noLatentAug", "PhyJointTrainer_noPhyAug", "PhyJointTrainer_AdamW", "PhyJointTrainer_paper",
     "PhyJointTrainer_focal", "PhyJointTrainer_lr1e4", "PhyJointTrainer_noGating",
+    "PhyJointTrainer_newLr1e3", "PhyJointTrainer_newLr3e3", "PhyJointTrainer_lr3e3", "PhyJointTrainer_lr1e2",
+    "PhyJointTrainer_lr3e3_newLr1e2", "PhyJointTrainer_headFanIn", "PhyJointTrainer_prior05",
     "PhyJointTrainer_physGain", "PhyJointTrainer_physTGC", "PhyJointTrainer_physSpeckle",
     "PhyJointTrainer_physDynamicRange", "PhyJointTrainer_physAll",
     "PhyJointTrainer_INT8", "PhyJointTrainer_INT4",
@@ -89,6 +91,7 @@ class PhyJointTrainer_paper(PhyJointTrainer):
 
     # kept so that the paper can be reproduced; docs/training-recipe.md measures why the default differs
     learning_rate = 1e-4
+    new_layers_learning_rate = None  # the paper's one rate for every parameter
     focal_gamma = 2.0
     gate_normal_masks = False
     seg_head_prior = None
@@ -101,9 +104,10 @@ class PhyJointTrainer_focal(PhyJointTrainer):
 
 
 class PhyJointTrainer_lr1e4(PhyJointTrainer):
-    """Ablation: the paper's learning rate 1e-4 instead of 1e-3."""
+    """Ablation: the paper's learning rate 1e-4 for every parameter."""
 
     learning_rate = 1e-4
+    new_layers_learning_rate = None
 
 
 class PhyJointTrainer_noPhyAug_batchDice(PhyJointTrainer_noPhyAug):
@@ -130,6 +134,49 @@ class PhyJointTrainer_noHeadPrior(PhyJointTrainer):
     """Ablation: PyTorch's default init of the segmentation heads instead of p(lesion) = 0.01."""
 
     seg_head_prior = None
+
+
+class PhyJointTrainer_newLr1e3(PhyJointTrainer):
+    """Ablation: CBAM, decoder and heads at the encoder's lr 1e-3 instead of 1e-2 (the default before 2026-12-03)."""
+
+    new_layers_learning_rate = None
+
+
+class PhyJointTrainer_headFanIn(PhyJointTrainer_newLr1e3):
+    """Ablation of the lr-1e-3 recipe: prior-initialised heads with weights at 1/sqrt(fan_in) instead of std 0.01."""
+
+    seg_head_weight_std = None
+
+
+class PhyJointTrainer_prior05(PhyJointTrainer_newLr1e3):
+    """Ablation of the lr-1e-3 recipe: segmentation heads start at p(lesion) = 0.05 instead of 0.01."""
+
+    seg_head_prior = 0.05
+
+
+class PhyJointTrainer_newLr3e3(PhyJointTrainer):
+    """Ablation: CBAM, decoder and heads at lr 3e-3 instead of 1e-2, the encoder at 1e-3."""
+
+    new_layers_learning_rate = 3e-3
+
+
+class PhyJointTrainer_lr3e3(PhyJointTrainer):
+    """Ablation: lr 3e-3 for every parameter (encoder 1e-3, new layers 1e-2 by default)."""
+
+    learning_rate = 3e-3
+    new_layers_learning_rate = None
+
+
+class PhyJointTrainer_lr1e2(PhyJointTrainer):
+    """Ablation: lr 1e-2 for the encoder as well as the new layers (encoder 1e-3 by default)."""
+
+    learning_rate = 1e-2
+
+
+class PhyJointTrainer_lr3e3_newLr1e2(PhyJointTrainer):
+    """Ablation: the encoder at lr 3e-3 instead of 1e-3 (new layers at 1e-2, as the default)."""
+
+    learning_rate = 3e-3
 
 
 class PhyJointTrainer_noGating(PhyJointTrainer):
