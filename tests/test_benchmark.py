@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,25 @@ def test_collect_cv_predictions_merges_folds(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["arm"]
 
 
+def test_collect_ungated_restores_the_masks_the_diagnosis_emptied(tmp_path):
+    from nnunet_phyjoint.benchmark.collect import collect_cv_predictions
+    from nnunet_phyjoint.evaluation.io import read_mask
+
+    folder = _fake_model_folder(tmp_path / "model", {0: ["a", "b"], 1: ["c"]}, with_csv=True)
+    ungated = folder / "fold_0" / "validation" / "ungated_masks"
+    ungated.mkdir()
+    shutil.move(folder / "fold_0" / "validation" / "b.png", ungated / "b.png")  # b was gated: its mask emptied
+    _mask(folder / "fold_0" / "validation" / "b.png", 0)
+    gated = collect_cv_predictions(folder, [0, 1], tmp_path / "cv")
+    assert not read_mask(tmp_path / "cv" / "b.png").any() and gated["ungated_cases"] == []
+    raw = collect_cv_predictions(folder, [0, 1], tmp_path / "cv_ungated", ungated=True)
+    assert raw["ungated_cases"] == ["b"] and raw["cases"] == ["a", "b", "c"]
+    assert read_mask(tmp_path / "cv_ungated" / "b.png").any()
+    assert sorted(p.name for p in (tmp_path / "cv_ungated").iterdir()) == ["a.png", "b.png", "c.png",
+                                                                           "classification.csv"]
+    assert read_mask(folder / "fold_0" / "validation" / "ungated_masks" / "b.png").any()  # the model's files untouched
+
+
 def test_collect_refuses_overlapping_folds_and_missing_folds(tmp_path):
     from nnunet_phyjoint.benchmark.collect import collect_cv_predictions
 
@@ -193,6 +213,19 @@ def test_markdown_table_formats_values_cis_and_dashes():
     assert nnunet[9:] == ["2.50", "1.23", "10.00", "10.0", "5/5", "12.3"]
     phyjoint = [c.strip() for c in lines[3].strip("|").split("|")]
     assert phyjoint[5] == "0.600 [0.500, 0.700]" and phyjoint[6] == "0.900 [0.850, 0.950]"
+
+
+def test_ungated_table_lists_restored_masks_and_their_scores():
+    from nnunet_phyjoint.benchmark.table import ungated_table
+
+    stock = _row("nnunet", 0.7)
+    phyjoint = {**_row("phyjoint", 0.6, f1=0.8),
+                "ungated": {"restored_cases": ["a", "b", "c"], "lesion_cases": ["a", "c"], **{
+                    "metrics": _row("phyjoint", 0.75, f1=0.8)["metrics"]}}}
+    lines = ungated_table([stock, phyjoint]).splitlines()
+    assert len(lines) == 3 and "Masks restored" in lines[0]  # stock arms have no gating: no line
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:3] == ["`phyjoint`", "3 (2)", "0.750 [0.700, 0.790]"]
 
 
 def test_loso_table_and_figures(tmp_path):

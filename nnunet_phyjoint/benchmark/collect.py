@@ -17,16 +17,23 @@ from nnunet_phyjoint.evaluation.io import (
 )
 
 
-def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) -> dict[str, Any]:
+def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path,
+                           ungated: bool = False) -> dict[str, Any]:
     """Merge ``fold_X/validation/*.png`` (+ ``classification.csv``) of ``folds`` into ``out`` (replaced atomically).
 
-    Returns ``{"cases": [...], "case_fold": {case: fold}, "classification": bool}``. A case in two
-    folds' validation sets is an error (the folds would not be a cross-validation).
+    With ``ungated`` a case whose mask the diagnosis gating emptied contributes its original mask
+    (``validation/ungated_masks``) instead: the segmentation the network made, before the diagnosis
+    decided about it. Returns ``{"cases": [...], "case_fold": {case: fold}, "classification": bool,
+    "ungated_cases": [...]}``. A case in two folds' validation sets is an error (the folds would not be
+    a cross-validation).
     """
+    from nnunet_phyjoint.inference.normal_gating import UNGATED_FOLDER
+
     model_folder, out = Path(model_folder), Path(out)
     folds = list(folds)
     case_fold: dict[str, int] = {}
     sources: dict[str, Path] = {}
+    restored: list[str] = []
     csv_files = []
     for fold in folds:
         val = model_folder / f"fold_{fold}" / "validation"
@@ -37,6 +44,11 @@ def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) 
                 raise ValueError(f"case {case} is in the validation output of folds {case_fold[case]} and {fold} "
                                  f"of {model_folder}")
             case_fold[case], sources[case] = fold, path
+        if ungated and (val / UNGATED_FOLDER).is_dir():
+            for case, path in list_pngs(val / UNGATED_FOLDER).items():
+                if case_fold.get(case) == fold:
+                    sources[case] = path
+                    restored.append(case)
         if (val / CLASSIFICATION_CSV).is_file():
             csv_files.append(val / CLASSIFICATION_CSV)
     if not case_fold:
@@ -58,7 +70,8 @@ def collect_cv_predictions(model_folder: Path, folds: Iterable[int], out: Path) 
                 raise ValueError(f"{len(missing)} validation case(s) of {model_folder} have no classification row: "
                                  f"{missing[:5]}")
             write_classification_csv(staging / CLASSIFICATION_CSV, probabilities)
-    return {"cases": sorted(case_fold), "case_fold": case_fold, "classification": with_classification}
+    return {"cases": sorted(case_fold), "case_fold": case_fold, "classification": with_classification,
+            "ungated_cases": sorted(restored)}
 
 
 def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path, labels_folder: str = "labelsTr") -> Path:

@@ -6,6 +6,7 @@ Layout of ``OUT``::
     cv/<arm>/                cross-validation predictions (all requested folds merged)
     eval/<arm>/              evaluate_folders report (metrics.json, metrics.md, figures/)
     cv_pp/<arm>/, eval_pp/<arm>/   the same after nnU-Net's determine_postprocessing (postprocessing.json)
+    cv_ungated/<arm>/, eval_ungated/<arm>/   PhyJoint arms: the masks before the diagnosis gating
     gt/                      the labels of the evaluated cases (and dataset.json)
     export/<arm>/            packed INT8/INT4 export (quantized arms)
     timing/<arm>.json        inference timing, reused while the arm's checkpoint is unchanged
@@ -53,7 +54,8 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_learning_curves
     from nnunet_phyjoint.benchmark.table import (
-        POSTPROCESSED_HEADING, TEST_SET_HEADING, markdown_table, postprocessed_table, render_report, test_set_table,
+        POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, markdown_table, postprocessed_table, render_report,
+        test_set_table, ungated_table,
     )
     from nnunet_phyjoint.atomic_io import atomic_write_text
     from nnunet_phyjoint.evaluation.io import write_json
@@ -111,12 +113,17 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
                      "costs": costs, "learning_curve": arm_curves(folder, cfg.folds)})
         if cfg.postprocessing:
             rows[-1]["postprocessed"] = _postprocessed(arm.name, folder, gt, raw, out, cfg.n_bootstrap)
+        if not arm.is_stock:
+            rows[-1]["ungated"] = _ungated(arm.name, folder, cfg.folds, gt, raw, out, cfg.n_bootstrap,
+                                           rows[-1]["metrics"])
         if cfg.test_dataset is not None:
             rows[-1]["test"] = _test_set(arm, dataset_name, plans, folder, cfg, out, log_dir, test_name)
 
     table = markdown_table(rows)
     if cfg.postprocessing:
         table += "\n\n" + POSTPROCESSED_HEADING + "\n\n" + postprocessed_table(rows)
+    if any("ungated" in r for r in rows):
+        table += "\n\n" + UNGATED_HEADING + "\n\n" + ungated_table(rows)
     figures: list = []
     if cfg.test_dataset is not None:
         table += "\n\n" + TEST_SET_HEADING.format(dataset=test_name, n=rows[0]["test"]["n_cases"],
@@ -182,6 +189,24 @@ def _postprocessed(arm_name: str, model_folder: Path, gt: Path, raw: Path, out: 
     decision = determine_nnunet_postprocessing(out / "cv" / arm_name, gt, model_folder, out / "cv_pp" / arm_name)
     metrics = evaluate_predictions(gt, out / "cv_pp" / arm_name, raw, out / "eval_pp" / arm_name, n_bootstrap)
     return {**decision, "metrics": _metric_summary(metrics)}
+
+
+def _ungated(arm_name: str, model_folder: Path, folds: list[int], gt: Path, raw: Path, out: Path, n_bootstrap: int,
+             gated_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The arm's cross-validation masks before the diagnosis gating (what its decoder segmented), scored."""
+    from nnunet_phyjoint.benchmark.collect import collect_cv_predictions, evaluate_predictions
+
+    info = collect_cv_predictions(model_folder, folds, out / "cv_ungated" / arm_name, ungated=True)
+    restored = info["ungated_cases"]
+    if not restored:  # nothing was gated: the same masks, the same scores
+        return {"restored_cases": [], "lesion_cases": [], "metrics": gated_metrics}
+    from nnunet_phyjoint.evaluation.io import read_mask
+
+    lesion = [c for c in restored if read_mask(Path(gt) / f"{c}.png").any()]
+    print(f"[benchmark] {arm_name} before the diagnosis gating ({len(restored)} masks restored, {len(lesion)} of "
+          "them on lesion images)", flush=True)
+    metrics = evaluate_predictions(gt, out / "cv_ungated" / arm_name, raw, out / "eval_ungated" / arm_name, n_bootstrap)
+    return {"restored_cases": restored, "lesion_cases": lesion, "metrics": _metric_summary(metrics)}
 
 
 def _test_set(arm: Any, dataset_name: str, plans: str, model_folder: Path, cfg: BenchmarkConfig, out: Path,

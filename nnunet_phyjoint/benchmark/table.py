@@ -103,21 +103,44 @@ TEST_SET_HEADING = (
     "postprocessing = the arm's decision on the cross-validation above, applied unchanged:")
 
 
+def _segmentation_entry_table(rows: Sequence[Mapping[str, Any]], key: str, second_column: str,
+                              second_cell) -> str:
+    """One line per arm with a ``key`` entry: ``second_cell(entry)``, then the segmentation metrics of the entry."""
+    head = ["Arm", second_column, *(c[0] for c in POSTPROCESSED_METRICS), *MASK_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for row in rows:
+        entry = row.get(key)
+        if not entry:
+            continue
+        cells = [f"`{row['arm']}`", second_cell(entry)]
+        cells += [format_ci(metric_entry(entry.get("metrics"), path), digits)
+                  for _, path, digits in POSTPROCESSED_METRICS]
+        cells += mask_cells(entry.get("metrics"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def postprocessed_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """One line per arm with a ``postprocessed`` entry: nnU-Net's choice and the segmentation metrics after it."""
     from nnunet_phyjoint.benchmark.postprocessing import describe
 
-    head = ["Arm", "nnU-Net postprocessing", *(c[0] for c in POSTPROCESSED_METRICS), *MASK_COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
-    for row in rows:
-        pp = row.get("postprocessed")
-        if not pp:
-            continue
-        cells = [f"`{row['arm']}`", describe(pp.get("functions") or [])]
-        cells += [format_ci(metric_entry(pp.get("metrics"), path), digits) for _, path, digits in POSTPROCESSED_METRICS]
-        cells += mask_cells(pp.get("metrics"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _segmentation_entry_table(rows, "postprocessed", "nnU-Net postprocessing",
+                                     lambda pp: describe(pp.get("functions") or []))
+
+
+UNGATED_HEADING = (
+    "PhyJoint arms before the diagnosis gating (the trainer's final validation empties the mask of every image "
+    "its head calls normal; here those masks are restored, so a lesion image misdiagnosed as normal is scored on "
+    "what the decoder segmented; stock arms have no gating):")
+
+
+def ungated_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One line per arm with an ``ungated`` entry: how many gated masks were restored and the metrics without gating."""
+    def restored(entry: Mapping[str, Any]) -> str:
+        lesion = entry.get("lesion_cases")
+        return f"{len(entry.get('restored_cases') or [])}" + (f" ({len(lesion)})" if lesion is not None else "")
+
+    return _segmentation_entry_table(rows, "ungated", "Masks restored (lesion images among them)", restored)
 
 
 def test_set_table(rows: Sequence[Mapping[str, Any]]) -> str:
