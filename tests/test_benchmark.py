@@ -91,6 +91,34 @@ def test_fold_done_needs_final_checkpoint_and_validation_summary(tmp_path):
     assert not fold_done(tmp_path, 0)
     (fd / "validation" / "summary.json").write_text("{}")
     assert fold_done(tmp_path, 0) and not fold_done(tmp_path, 1)
+    # nnU-Net writes summary.json before a PhyJoint trainer writes classification.csv and gates the masks
+    assert fold_done(tmp_path, 0, "nnUNetTrainer_onePass_5epochs")
+    assert not fold_done(tmp_path, 0, "PhyJointTrainer_5ep")
+    (fd / "validation" / "classification.csv").write_text("case_id,predicted_class\n")
+    assert fold_done(tmp_path, 0, "PhyJointTrainer_5ep")
+
+
+def test_train_fold_reruns_only_an_interrupted_final_validation(tmp_path, monkeypatch):
+    from nnunet_phyjoint.benchmark import runner
+
+    folder = tmp_path / "model"
+    fd = folder / "fold_3"
+    (fd / "validation").mkdir(parents=True)
+    (fd / "checkpoint_final.pth").write_bytes(b"x")
+    (fd / "validation" / "summary.json").write_text("{}")  # nnU-Net's part done, PhyJoint's not
+    calls = []
+
+    def fake_run(cmd, log_file, label, env=None):
+        calls.append(cmd)
+        (fd / "validation" / "classification.csv").write_text("case_id,predicted_class\n")
+        return 1.0
+
+    monkeypatch.setattr(runner, "model_folder", lambda *a: folder)
+    monkeypatch.setattr(runner, "run_logged", fake_run)
+    record = runner.train_fold("Dataset601_X", "PhyJointTrainer_5ep", "PhyJointPlans", 3, "cpu", tmp_path, "t")
+    assert record["status"] == "validated" and calls[0][-1] == "--val" and "--c" not in calls[0]
+    assert runner.train_fold("Dataset601_X", "PhyJointTrainer_5ep", "PhyJointPlans", 3, "cpu", tmp_path,
+                             "t")["status"] == "done before" and len(calls) == 1
 
 
 # ------------------------------------------------------------------ collection

@@ -209,10 +209,20 @@ def model_folder(dataset_name: str, trainer: str, plans: str) -> Path:
     return results_dir() / dataset_name / f"{trainer}__{plans}__2d"
 
 
-def fold_done(folder: Path, fold: int) -> bool:
-    """A finished fold: final checkpoint and nnU-Net's validation summary both exist."""
+def fold_done(folder: Path, fold: int, trainer: str = "") -> bool:
+    """A finished fold: final checkpoint and a complete final validation.
+
+    nnU-Net writes ``validation/summary.json`` before a PhyJoint trainer adds ``classification.csv``
+    and gates the masks, so for a ``PhyJointTrainer*`` an interrupted final validation looks finished
+    unless ``classification.csv`` is required too.
+    """
+    from nnunet_phyjoint.evaluation.io import CLASSIFICATION_CSV
+
     fd = folder / f"fold_{fold}"
-    return (fd / "checkpoint_final.pth").is_file() and (fd / "validation" / "summary.json").is_file()
+    validation = fd / "validation"
+    if not ((fd / "checkpoint_final.pth").is_file() and (validation / "summary.json").is_file()):
+        return False
+    return not trainer.startswith("PhyJointTrainer") or (validation / CLASSIFICATION_CSV).is_file()
 
 
 def train_fold(dataset_name: str, trainer: str, plans: str, fold: int, device: str, log_dir: Path,
@@ -220,17 +230,22 @@ def train_fold(dataset_name: str, trainer: str, plans: str, fold: int, device: s
     """``nnUNetv2_train`` one fold unless done (``env_overrides`` on top of :func:`subprocess_env`);
     returns ``{status, seconds}``."""
     folder = model_folder(dataset_name, trainer, plans)
-    if fold_done(folder, fold):
+    if fold_done(folder, fold, trainer):
         say(f"[{label}] fold {fold} already trained: {folder / f'fold_{fold}'}")
         return {"status": "done before", "seconds": None}
     cmd = [script("nnUNetv2_train"), dataset_name[7:10], "2d", str(fold), "-tr", trainer, "-p", plans,
            "-device", device]
-    resumed = (folder / f"fold_{fold}" / "checkpoint_latest.pth").is_file()
-    if resumed:
+    trained = (folder / f"fold_{fold}" / "checkpoint_final.pth").is_file()
+    resumed = not trained and (folder / f"fold_{fold}" / "checkpoint_latest.pth").is_file()
+    if trained:  # the final validation was interrupted: run it again, not the training
+        say(f"[{label}] fold {fold} trained but its final validation is incomplete: nnUNetv2_train --val")
+        cmd.append("--val")
+    elif resumed:
         cmd.append("--c")
     seconds = run_logged(cmd, log_dir / f"train_{trainer}__{plans}_fold{fold}.log", label,
                          env=subprocess_env(**(env_overrides or {})))
-    if not fold_done(folder, fold):
-        raise RuntimeError(f"[{label}] nnUNetv2_train finished but {folder / f'fold_{fold}'} has no "
-                           "checkpoint_final.pth and validation/summary.json")
-    return {"status": "resumed" if resumed else "trained", "seconds": seconds}
+    if not fold_done(folder, fold, trainer):
+        raise RuntimeError(f"[{label}] nnUNetv2_train finished but {folder / f'fold_{fold}'} lacks "
+                           "checkpoint_final.pth or a complete validation/ (summary.json; classification.csv "
+                           "for PhyJoint trainers)")
+    return {"status": "validated" if trained else "resumed" if resumed else "trained", "seconds": seconds}
