@@ -45,3 +45,17 @@ def test_prediction_folder_gating_reads_classification_csv(tmp_path, capsys):
     _mask(other / "x.png", 1)
     assert gate_prediction_folder(other, ".png") == []
     assert np.array(Image.open(other / "x.png")).any()
+
+
+def test_png_masks_are_gated_without_simpleitk(tmp_path, monkeypatch):
+    """2D predictions are read and rewritten by nnU-Net's natural-image reader/writer, as nnU-Net wrote them."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "SimpleITK", None)  # any `import SimpleITK` now raises ImportError
+    original = _mask(tmp_path / "a.png", 1)
+    _mask(tmp_path / "b.png", 0)
+    probs = {"a": np.array([0.9, 0.05, 0.05]), "b": np.array([0.9, 0.05, 0.05])}
+    assert gate_masks(tmp_path, probs, ".png") == ["a"]
+    a = np.array(Image.open(tmp_path / "a.png"))
+    assert a.shape == original.shape and a.dtype == np.uint8 and not a.any()
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / UNGATED_FOLDER / "a.png")), original)

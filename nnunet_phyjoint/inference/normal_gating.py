@@ -35,7 +35,7 @@ def gate_masks(folder: str | os.PathLike, probabilities: Mapping[str, np.ndarray
     ``keep_ungated`` the original masks of changed cases are first copied to ``folder/ungated_masks``.
     Each mask is rewritten through a temporary file and a rename, so an interrupted run never leaves
     half a file. Masks are read and written with nnU-Net's natural-image reader/writer for PNG/BMP/TIF
-    files and SimpleITK otherwise, as nnU-Net writes them.
+    files (no SimpleITK needed for 2D) and SimpleITK otherwise, as nnU-Net writes them.
     """
     folder = Path(folder)
     gated = []
@@ -43,27 +43,54 @@ def gate_masks(folder: str | os.PathLike, probabilities: Mapping[str, np.ndarray
         path = folder / f"{case}{file_ending}"
         if not path.is_file() or not is_called_normal(np.asarray(probs)):
             continue
-        import SimpleITK as sitk
-
-        mask = sitk.ReadImage(str(path))
-        if not sitk.GetArrayViewFromImage(mask).any():
+        if not _has_foreground(path, file_ending):
             continue
         if keep_ungated:
             (folder / UNGATED_FOLDER).mkdir(exist_ok=True)
             shutil.copy2(path, folder / UNGATED_FOLDER / path.name)
-        _write_empty_like(path, mask)
+        _write_empty_like(path, file_ending)
         gated.append(case)
     return gated
 
 
-def _write_empty_like(path: Path, mask) -> None:
-    """Replace ``path`` by an all-zero image of ``mask``'s size, type and geometry (spacing, origin, direction)."""
+def _is_natural_image(file_ending: str) -> bool:
+    """Whether nnU-Net reads and writes this ending with its natural-image (2D PNG/BMP/TIF) reader/writer."""
+    from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
+
+    return file_ending.lower() in NaturalImage2DIO.supported_file_endings
+
+
+def _has_foreground(path: Path, file_ending: str) -> bool:
+    if _is_natural_image(file_ending):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return bool(np.asarray(image).any())
     import SimpleITK as sitk
 
-    image = sitk.GetImageFromArray(np.zeros_like(sitk.GetArrayViewFromImage(mask)))
-    image.CopyInformation(mask)
+    return bool(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path))).any())
+
+
+def _write_empty_like(path: Path, file_ending: str) -> None:
+    """Replace ``path`` by an all-zero mask of its size and type (for volumes also its spacing, origin, direction).
+
+    2D natural images go through nnU-Net's own writer, as nnU-Net wrote them, so that 2D predictions need
+    no SimpleITK; everything else through SimpleITK.
+    """
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    sitk.WriteImage(image, str(tmp))
+    if _is_natural_image(file_ending):
+        from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
+
+        io = NaturalImage2DIO()
+        seg, properties = io.read_seg(str(path))
+        io.write_seg(np.zeros(seg.shape[1:], dtype=np.uint8), str(tmp), properties)
+    else:
+        import SimpleITK as sitk
+
+        mask = sitk.ReadImage(str(path))
+        image = sitk.GetImageFromArray(np.zeros_like(sitk.GetArrayViewFromImage(mask)))
+        image.CopyInformation(mask)
+        sitk.WriteImage(image, str(tmp))
     os.replace(tmp, path)
 
 
