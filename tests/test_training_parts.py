@@ -1,7 +1,9 @@
 """Unit tests of the trainer's parts: loss, class weights, early stopping, planning arithmetic, metrics."""
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -82,3 +84,48 @@ def test_whole_image_spacing_fits_the_largest_image():
     assert summary["largest_image_long_side_px"] == 256
     with pytest.raises(ValueError):
         make_phyjoint_configuration({}, fp, 250, 16, {})
+
+
+def test_final_validation_writes_summary_json_last(tmp_path, monkeypatch):
+    """summary.json marks a finished final validation (nnU-Net's --val, the benchmark's resume): while the
+    diagnoses and the gated masks are written it must not exist, so that an interruption is seen as one."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_phyjoint.training.phyjoint_trainer import PhyJointTrainer
+
+    validation = tmp_path / "validation"
+    seen = []
+
+    def nnunet_validation(self, save_probabilities=False):
+        validation.mkdir()
+        (validation / "summary.json").write_text('{"nnU-Net": "raw masks"}')
+
+    def classification(self):
+        seen.append(("classification", (validation / "summary.json").exists()))
+        return {"a": np.array([0.9, 0.05, 0.05])}
+
+    def gating(self, rows, ungated_summary=None):
+        seen.append(("gating", (validation / "summary.json").exists()))
+        os.replace(ungated_summary, validation / "summary_ungated.json")
+        (validation / "summary.json").write_text('{"gated": true}')
+
+    monkeypatch.setattr(nnUNetTrainer, "perform_actual_validation", nnunet_validation)
+    monkeypatch.setattr(PhyJointTrainer, "_write_validation_classification", classification)
+    monkeypatch.setattr(PhyJointTrainer, "_gate_validation_masks", gating)
+    trainer = object.__new__(PhyJointTrainer)
+    trainer.local_rank, trainer.output_folder, trainer.gate_normal_masks = 0, str(tmp_path), True
+    trainer.perform_actual_validation()
+    assert seen == [("classification", False), ("gating", False)]
+    assert json.loads((validation / "summary.json").read_text()) == {"gated": True}
+    assert json.loads((validation / "summary_ungated.json").read_text()) == {"nnU-Net": "raw masks"}
+
+    # without gating nnU-Net's summary comes back, still after the diagnoses
+    import shutil
+
+    shutil.rmtree(validation)
+    seen.clear()
+    trainer.gate_normal_masks = False
+    trainer.perform_actual_validation()
+    assert seen == [("classification", False)]
+    assert json.loads((validation / "summary.json").read_text()) == {"nnU-Net": "raw masks"}
+    assert sorted(p.name for p in validation.iterdir()) == ["summary.json"]

@@ -209,20 +209,14 @@ def model_folder(dataset_name: str, trainer: str, plans: str) -> Path:
     return results_dir() / dataset_name / f"{trainer}__{plans}__2d"
 
 
-def fold_done(folder: Path, fold: int, trainer: str = "") -> bool:
-    """A finished fold: final checkpoint and a complete final validation.
+def fold_done(folder: Path, fold: int) -> bool:
+    """A finished fold: final checkpoint and a complete final validation (``validation/summary.json``).
 
-    nnU-Net writes ``validation/summary.json`` before a PhyJoint trainer adds ``classification.csv``
-    and gates the masks, so for a ``PhyJointTrainer*`` an interrupted final validation looks finished
-    unless ``classification.csv`` is required too.
+    Every trainer writes ``summary.json`` last; a PhyJoint trainer sets nnU-Net's aside until its
+    ``classification.csv`` and gated masks are written (``PhyJointTrainer.perform_actual_validation``).
     """
-    from nnunet_phyjoint.evaluation.io import CLASSIFICATION_CSV
-
     fd = folder / f"fold_{fold}"
-    validation = fd / "validation"
-    if not ((fd / "checkpoint_final.pth").is_file() and (validation / "summary.json").is_file()):
-        return False
-    return not trainer.startswith("PhyJointTrainer") or (validation / CLASSIFICATION_CSV).is_file()
+    return (fd / "checkpoint_final.pth").is_file() and (fd / "validation" / "summary.json").is_file()
 
 
 def train_fold(dataset_name: str, trainer: str, plans: str, fold: int, device: str, log_dir: Path,
@@ -230,7 +224,7 @@ def train_fold(dataset_name: str, trainer: str, plans: str, fold: int, device: s
     """``nnUNetv2_train`` one fold unless done (``env_overrides`` on top of :func:`subprocess_env`);
     returns ``{status, seconds}``."""
     folder = model_folder(dataset_name, trainer, plans)
-    if fold_done(folder, fold, trainer):
+    if fold_done(folder, fold):
         say(f"[{label}] fold {fold} already trained: {folder / f'fold_{fold}'}")
         return {"status": "done before", "seconds": None}
     cmd = [script("nnUNetv2_train"), dataset_name[7:10], "2d", str(fold), "-tr", trainer, "-p", plans,
@@ -244,8 +238,7 @@ def train_fold(dataset_name: str, trainer: str, plans: str, fold: int, device: s
         cmd.append("--c")
     seconds = run_logged(cmd, log_dir / f"train_{trainer}__{plans}_fold{fold}.log", label,
                          env=subprocess_env(**(env_overrides or {})))
-    if not fold_done(folder, fold, trainer):
+    if not fold_done(folder, fold):
         raise RuntimeError(f"[{label}] nnUNetv2_train finished but {folder / f'fold_{fold}'} lacks "
-                           "checkpoint_final.pth or a complete validation/ (summary.json; classification.csv "
-                           "for PhyJoint trainers)")
+                           "checkpoint_final.pth or a complete validation/ (summary.json)")
     return {"status": "validated" if trained else "resumed" if resumed else "trained", "seconds": seconds}

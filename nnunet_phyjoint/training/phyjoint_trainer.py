@@ -445,14 +445,31 @@ class PhyJointTrainer(nnUNetTrainer):
 
     # ------------------------------------------------------------------ final validation
     def perform_actual_validation(self, save_probabilities: bool = False):
-        super().perform_actual_validation(save_probabilities)
-        if self.local_rank == 0:
-            rows = self._write_validation_classification()
-            if self.gate_normal_masks:
-                self._gate_validation_masks(rows)
+        """nnU-Net's final validation, then the diagnoses (``classification.csv``) and the gated masks.
 
-    def _gate_validation_masks(self, rows: dict[str, np.ndarray]) -> None:
-        """Empty the validation masks of cases diagnosed normal; re-score (the ungated summary is kept)."""
+        ``validation/summary.json`` is what marks a finished final validation (nnU-Net's ``--val``, the
+        benchmark's resume), so it is written last: nnU-Net's own summary is set aside while the diagnoses
+        and the gating are written, and an interrupted run leaves no ``summary.json`` behind.
+        """
+        super().perform_actual_validation(save_probabilities)
+        if self.local_rank != 0:
+            return
+        folder = os.path.join(self.output_folder, "validation")
+        summary = os.path.join(folder, "summary.json")
+        set_aside = os.path.join(folder, ".summary_nnunet.partial.json")
+        if os.path.isfile(summary):
+            os.replace(summary, set_aside)
+        rows = self._write_validation_classification()
+        if self.gate_normal_masks:
+            self._gate_validation_masks(rows, set_aside)
+        elif os.path.isfile(set_aside):
+            os.replace(set_aside, summary)
+
+    def _gate_validation_masks(self, rows: dict[str, np.ndarray], ungated_summary: str | None = None) -> None:
+        """Empty the validation masks of cases diagnosed normal and re-score them into ``summary.json``.
+
+        ``ungated_summary`` (nnU-Net's score of the raw masks) is kept as ``summary_ungated.json``.
+        """
         from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
 
         from nnunet_phyjoint.inference.normal_gating import UNGATED_FOLDER, gate_masks
@@ -460,14 +477,16 @@ class PhyJointTrainer(nnUNetTrainer):
         folder = os.path.join(self.output_folder, "validation")
         gated = gate_masks(folder, rows, self.dataset_json["file_ending"])
         summary = os.path.join(folder, "summary.json")
-        if os.path.isfile(summary):
-            os.replace(summary, os.path.join(folder, "summary_ungated.json"))
+        if ungated_summary and os.path.isfile(ungated_summary):
+            os.replace(ungated_summary, os.path.join(folder, "summary_ungated.json"))
+        partial = os.path.join(folder, ".summary.partial.json")
         metrics = compute_metrics_on_folder(
-            os.path.join(self.preprocessed_dataset_folder_base, "gt_segmentations"), folder, summary,
+            os.path.join(self.preprocessed_dataset_folder_base, "gt_segmentations"), folder, partial,
             self.plans_manager.image_reader_writer_class(), self.dataset_json["file_ending"],
             self.label_manager.foreground_regions if self.label_manager.has_regions
             else self.label_manager.foreground_labels,
             self.label_manager.ignore_label, chill=True, num_processes=1)
+        os.replace(partial, summary)
         self.print_to_log_file(
             f"diagnosis-gated masks: {len(gated)} of {len(rows)} validation cases called normal had a non-empty mask, "
             f"now empty (originals in validation/{UNGATED_FOLDER}); foreground Dice after gating "
