@@ -100,12 +100,14 @@ def test_train_fold_reruns_only_an_interrupted_final_validation(tmp_path, monkey
     fd = folder / "fold_3"
     (fd / "validation").mkdir(parents=True)
     (fd / "checkpoint_final.pth").write_bytes(b"x")
-    (fd / "validation" / "summary.json").write_text("{}")  # nnU-Net's part done, PhyJoint's not
+    # nnU-Net's part done, PhyJoint's not: its summary set aside, no summary.json yet
+    (fd / "validation" / ".summary_nnunet.partial.json").write_text("{}")
     calls = []
 
     def fake_run(cmd, log_file, label, env=None):
         calls.append(cmd)
         (fd / "validation" / "classification.csv").write_text("case_id,predicted_class\n")
+        (fd / "validation" / "summary.json").write_text("{}")
         return 1.0
 
     monkeypatch.setattr(runner, "model_folder", lambda *a: folder)
