@@ -28,7 +28,7 @@ def test_only_cases_called_normal_with_lesion_pixels_are_emptied(tmp_path):
     np.testing.assert_array_equal(np.array(Image.open(tmp_path / "b.png")), called_benign)
     np.testing.assert_array_equal(np.array(Image.open(tmp_path / UNGATED_FOLDER / "a.png")), called_normal)
     assert not (tmp_path / UNGATED_FOLDER / "b.png").exists()
-    assert not list(tmp_path.glob(".*partial*")), "no temporary file may be left behind"
+    assert not list(tmp_path.glob(".*")), "no temporary file may be left behind"
 
 
 def test_prediction_folder_gating_reads_classification_csv(tmp_path, capsys):

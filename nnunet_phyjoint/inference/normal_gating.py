@@ -13,9 +13,11 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from nnunet_phyjoint.atomic_io import atomic_path
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
 NORMAL = CLASS_NAMES.index("normal")
@@ -38,17 +40,19 @@ def gate_masks(folder: str | os.PathLike, probabilities: Mapping[str, np.ndarray
     files (no SimpleITK needed for 2D) and SimpleITK otherwise, as nnU-Net writes them.
     """
     folder = Path(folder)
+    natural = _is_natural_image(file_ending)
     gated = []
     for case, probs in sorted(probabilities.items()):
         path = folder / f"{case}{file_ending}"
         if not path.is_file() or not is_called_normal(np.asarray(probs)):
             continue
-        if not _has_foreground(path, file_ending):
+        mask, meta = _read_mask(path, natural)
+        if not mask.any():
             continue
         if keep_ungated:
             (folder / UNGATED_FOLDER).mkdir(exist_ok=True)
             shutil.copy2(path, folder / UNGATED_FOLDER / path.name)
-        _write_empty_like(path, file_ending)
+        _write_empty_like(path, natural, mask, meta)
         gated.append(case)
     return gated
 
@@ -60,38 +64,32 @@ def _is_natural_image(file_ending: str) -> bool:
     return file_ending.lower() in NaturalImage2DIO.supported_file_endings
 
 
-def _has_foreground(path: Path, file_ending: str) -> bool:
-    if _is_natural_image(file_ending):
-        from PIL import Image
-
-        with Image.open(path) as image:
-            return bool(np.asarray(image).any())
-    import SimpleITK as sitk
-
-    return bool(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path))).any())
-
-
-def _write_empty_like(path: Path, file_ending: str) -> None:
-    """Replace ``path`` by an all-zero mask of its size and type (for volumes also its spacing, origin, direction).
-
-    2D natural images go through nnU-Net's own writer, as nnU-Net wrote them, so that 2D predictions need
-    no SimpleITK; everything else through SimpleITK.
-    """
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    if _is_natural_image(file_ending):
+def _read_mask(path: Path, natural: bool) -> tuple[np.ndarray, Any]:
+    """The mask's values and what writing it back needs: nnU-Net's properties (2D natural images, so that
+    2D predictions need no SimpleITK) or the SimpleITK image (its spacing, origin, direction)."""
+    if natural:
         from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
 
-        io = NaturalImage2DIO()
-        seg, properties = io.read_seg(str(path))
-        io.write_seg(np.zeros(seg.shape[1:], dtype=np.uint8), str(tmp), properties)
-    else:
-        import SimpleITK as sitk
+        return NaturalImage2DIO().read_seg(str(path))
+    import SimpleITK as sitk
 
-        mask = sitk.ReadImage(str(path))
-        image = sitk.GetImageFromArray(np.zeros_like(sitk.GetArrayViewFromImage(mask)))
-        image.CopyInformation(mask)
-        sitk.WriteImage(image, str(tmp))
-    os.replace(tmp, path)
+    image = sitk.ReadImage(str(path))
+    return sitk.GetArrayViewFromImage(image), image
+
+
+def _write_empty_like(path: Path, natural: bool, mask: np.ndarray, meta: Any) -> None:
+    """Replace ``path`` by an all-zero mask of ``mask``'s size, written as :func:`_read_mask` read it."""
+    with atomic_path(path) as tmp:
+        if natural:
+            from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
+
+            NaturalImage2DIO().write_seg(np.zeros(mask.shape[1:], dtype=np.uint8), str(tmp), meta)
+        else:
+            import SimpleITK as sitk
+
+            image = sitk.GetImageFromArray(np.zeros_like(mask))
+            image.CopyInformation(meta)
+            sitk.WriteImage(image, str(tmp))
 
 
 def gate_prediction_folder(folder: str | os.PathLike, file_ending: str) -> list[str]:

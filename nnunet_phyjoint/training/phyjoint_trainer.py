@@ -472,6 +472,7 @@ class PhyJointTrainer(nnUNetTrainer):
         """
         from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
 
+        from nnunet_phyjoint.atomic_io import atomic_path
         from nnunet_phyjoint.inference.normal_gating import UNGATED_FOLDER, gate_masks
 
         folder = os.path.join(self.output_folder, "validation")
@@ -479,14 +480,13 @@ class PhyJointTrainer(nnUNetTrainer):
         summary = os.path.join(folder, "summary.json")
         if ungated_summary and os.path.isfile(ungated_summary):
             os.replace(ungated_summary, os.path.join(folder, "summary_ungated.json"))
-        partial = os.path.join(folder, ".summary.partial.json")
-        metrics = compute_metrics_on_folder(
-            os.path.join(self.preprocessed_dataset_folder_base, "gt_segmentations"), folder, partial,
-            self.plans_manager.image_reader_writer_class(), self.dataset_json["file_ending"],
-            self.label_manager.foreground_regions if self.label_manager.has_regions
-            else self.label_manager.foreground_labels,
-            self.label_manager.ignore_label, chill=True, num_processes=1)
-        os.replace(partial, summary)
+        with atomic_path(summary) as partial:
+            metrics = compute_metrics_on_folder(
+                os.path.join(self.preprocessed_dataset_folder_base, "gt_segmentations"), folder, str(partial),
+                self.plans_manager.image_reader_writer_class(), self.dataset_json["file_ending"],
+                self.label_manager.foreground_regions if self.label_manager.has_regions
+                else self.label_manager.foreground_labels,
+                self.label_manager.ignore_label, chill=True, num_processes=1)
         self.print_to_log_file(
             f"diagnosis-gated masks: {len(gated)} of {len(rows)} validation cases called normal had a non-empty mask, "
             f"now empty (originals in validation/{UNGATED_FOLDER}); foreground Dice after gating "
