@@ -6,7 +6,7 @@
   hub's checkpoints), tried only when :func:`nnunet_phyjoint.downloads.download_blocked` allows;
 - package: an offline registry package (only ``efficientnet_lite0`` has one).
 
-Loading always goes through :func:`nnunet_phyjoint.network.encoder.load_encoder_state`:
+Loading always goes through :func:`nnunet_phyjoint.network.encoder_state.load_encoder_state`:
 safetensors or ``torch.load(weights_only=True)``, every encoder tensor shape-checked.
 """
 from __future__ import annotations
@@ -17,19 +17,19 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from torch import nn
 
 from nnunet_phyjoint.downloads import download_blocked
-from nnunet_phyjoint.network.encoder import find_cached_pretrained_weights, pretrained_cfg, read_state_dict
+from nnunet_phyjoint.network.encoder_state import (
+    find_cached_pretrained_weights, load_encoder_state, load_encoder_weights, pretrained_cfg, read_state_dict,
+)
 from nnunet_phyjoint import registry_packages
 from nnunet_phyjoint.registry_packages import LITE0, describe
 from nnunet_phyjoint.weight_resolution import (
     IMAGENET, INSTALL_HINT, NONE, RANDOM, Candidate, PretrainedWeightsNotFound, Resolution, Step, Unavailable,
     is_path_request, normalise_request, run_chain,
 )
-
-if TYPE_CHECKING:
-    from nnunet_phyjoint.network.encoder import TimmEncoder
 
 # the encoder module's logger: the one line belongs to the encoder it describes
 logger = logging.getLogger("nnunet_phyjoint.network.encoder")
@@ -149,10 +149,11 @@ def weights_from_checkpoint() -> Iterator[None]:
         _CHECKPOINT_WILL_OVERWRITE.reset(token)
 
 
-def resolve_encoder_weights(encoder: "TimmEncoder", weights: str | os.PathLike | None) -> Resolution:
-    """Load ``encoder``'s weights as requested; logs ONE line saying from where (or why random)."""
-    from nnunet_phyjoint.network.encoder import load_encoder_state, load_encoder_weights
+def resolve_encoder_weights(encoder: nn.Module, weights: str | os.PathLike | None) -> Resolution:
+    """Load ``encoder``'s weights (a :class:`~nnunet_phyjoint.network.encoder.TimmEncoder`) as requested.
 
+    Logs ONE line saying from where (or why random).
+    """
     request = normalise_request(weights)
     what = f"encoder {encoder.name}"
     if _CHECKPOINT_WILL_OVERWRITE.get():
