@@ -1,9 +1,11 @@
 """PhyJoint plans: nnU-Net's own plans, with a ``2d`` configuration that follows the paper.
 
 The paper feeds every image whole to the network, letterboxed to 256x256 (aspect ratio kept,
-zero padding). nnU-Net resamples every case to one target spacing, so we choose the spacing at
-which the *largest* training image fits the input size: every image is then seen whole, its
-aspect ratio kept, and nnU-Net's data loader and predictor pad the rest with zeros. Predictions
+zero padding). nnU-Net resamples every case to one target spacing; we choose the spacing at which
+the *largest* training image fits the input size, so that every image is seen whole with its aspect
+ratio kept and nnU-Net's data loader and predictor pad the rest with zeros. With the ``letterbox``
+scaling (:mod:`nnunet_phyjoint.input_scaling`) each case is further given the spacing at which its
+*own* long side fills the input; with ``single-spacing`` smaller images stay smaller. Predictions
 are resampled back to the original image size by nnU-Net as usual.
 
 We cannot register a planner class with nnU-Net (planners are only looked up inside nnunetv2),
@@ -20,6 +22,7 @@ from typing import Any
 
 from nnunet_phyjoint.atomic_io import write_json_atomic
 from nnunet_phyjoint.encoders import DEFAULT_ENCODER
+from nnunet_phyjoint.input_scaling import DEFAULT_SCALING, LETTERBOX, SCALING_KEY, SCALINGS
 from nnunet_phyjoint.paths import find_dataset_name, preprocessed_dir
 
 DEFAULT_PLANS_NAME = "PhyJointPlans"
@@ -52,14 +55,19 @@ def phyjoint_arch_kwargs(encoder: str, encoder_weights: str | None, **overrides:
 
 def make_phyjoint_configuration(base: dict[str, Any], fingerprint: dict[str, Any], size: int, batch_size: int,
                                 arch_kwargs: dict[str, Any], plans_name: str = DEFAULT_PLANS_NAME,
-                                divisor: int = 32) -> tuple[dict[str, Any], dict[str, Any]]:
+                                divisor: int = 32, scaling: str = DEFAULT_SCALING
+                                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rewrite nnU-Net's planned ``2d`` configuration the PhyJoint way; also return a summary."""
     if size % divisor:
         raise ValueError(f"--size {size} must be a multiple of {divisor} (the encoder's total stride)")
+    if scaling not in SCALINGS:
+        raise ValueError(f"unknown input scaling {scaling!r} (known: {', '.join(SCALINGS)})")
     shapes = fingerprint["shapes_after_crop"]
     spacings = fingerprint["spacings"]
     spacing = whole_image_spacing(shapes, spacings, size)
     fitted = sorted(max(s[-2] * sp[-2], s[-1] * sp[-1]) / spacing for s, sp in zip(shapes, spacings))
+    if scaling == LETTERBOX:
+        fitted = [float(size)] * len(fitted)
     median_fitted = fitted[len(fitted) // 2]
     cfg = dict(base)
     cfg.update({
@@ -68,6 +76,7 @@ def make_phyjoint_configuration(base: dict[str, Any], fingerprint: dict[str, Any
         "patch_size": [size, size],
         "spacing": [spacing, spacing],
         "batch_dice": False,  # images differ in lesion presence; per-image Dice is the paper's convention
+        SCALING_KEY: scaling,
         "architecture": {
             "network_class_name": NETWORK_CLASS_NAME,
             "arch_kwargs": dict(arch_kwargs),
@@ -75,6 +84,7 @@ def make_phyjoint_configuration(base: dict[str, Any], fingerprint: dict[str, Any
         },
     })
     summary = {
+        "input_scaling": scaling,
         "target_spacing": spacing,
         "input_size": [size, size],
         "largest_image_long_side_px": int(math.ceil(fitted[-1])),
@@ -99,10 +109,11 @@ def _UnsavedPlanner():
 def plan_dataset(dataset_id: int | str, encoder: str = DEFAULT_ENCODER, size: int = 256, batch_size: int = 16,
                  plans_name: str = DEFAULT_PLANS_NAME, encoder_weights: str | None = "auto",
                  decoder_channels: list[int] | None = None, n_folds: int = 4, split_seed: int = 0,
-                 num_processes: int = 2, verify: bool = False) -> Path:
+                 num_processes: int = 2, verify: bool = False, scaling: str = DEFAULT_SCALING) -> Path:
     """Write ``$nnUNet_preprocessed/DatasetXXX/<plans_name>.json`` (and 4-fold splits if missing).
 
     Returns the plans file path. Only the ``2d`` configuration is kept: breast ultrasound is 2D.
+    ``scaling`` is ``letterbox`` or ``single-spacing`` (:mod:`nnunet_phyjoint.input_scaling`).
     """
     dataset_name = find_dataset_name(dataset_id)
     fp_file = ensure_fingerprint(dataset_name, num_processes=num_processes, verify=verify)
@@ -123,7 +134,8 @@ def plan_dataset(dataset_id: int | str, encoder: str = DEFAULT_ENCODER, size: in
     arch_kwargs = phyjoint_arch_kwargs(encoder, encoder_weights, decoder_channels=decoder_channels,
                                        deep_supervision_layout="nested")
     cfg, summary = make_phyjoint_configuration(
-        plans["configurations"]["2d"], fingerprint, size, batch_size, arch_kwargs, plans_name=plans_name)
+        plans["configurations"]["2d"], fingerprint, size, batch_size, arch_kwargs, plans_name=plans_name,
+        scaling=scaling)
     plans["configurations"] = {"2d": cfg}
     plans["experiment_planner_used"] = "ExperimentPlanner"  # nnU-Net looks this name up inside nnunetv2
     plans["phyjoint"] = {"planner": "nnunet_phyjoint.planning.plan_dataset", **summary}
@@ -148,7 +160,7 @@ def describe_plans(plans_file: Path) -> str:
         f"plans: {plans_file}",
         f"  network: {cfg['architecture']['network_class_name']} {cfg['architecture']['arch_kwargs']}",
         f"  input {cfg['patch_size'][0]}x{cfg['patch_size'][1]}, batch {cfg['batch_size']}, "
-        f"target spacing {cfg['spacing'][0]:.4g}",
+        f"target spacing {cfg['spacing'][0]:.4g}, input scaling {cfg.get(SCALING_KEY, 'single-spacing')}",
     ]
     if s:
         lines.append(
@@ -156,6 +168,6 @@ def describe_plans(plans_file: Path) -> str:
             f"median {s['median_image_long_side_px']}, smallest {s['smallest_image_long_side_px']}")
         if s["median_image_long_side_px"] < 0.75 * cfg["patch_size"][0]:
             lines.append("  WARNING: image sizes vary a lot; most images use less than 3/4 of the input. "
-                         "Consider converting sources of very different sizes into separate datasets.")
-    lines.append(f"next: nnUNetv2_preprocess -d {plans['dataset_name'][7:10]} -plans_name {plans['plans_name']} -c 2d")
+                         "Consider `phyjoint plan --scaling letterbox`, which fills the input with every image.")
+    lines.append(f"next: phyjoint preprocess -d {plans['dataset_name'][7:10]} -plans_name {plans['plans_name']}")
     return "\n".join(lines)

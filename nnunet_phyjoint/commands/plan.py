@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from nnunet_phyjoint.encoders import CPU_ENCODER, DEFAULT_ENCODER
+from nnunet_phyjoint.input_scaling import DEFAULT_SCALING, SCALINGS
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -20,13 +21,13 @@ def _run(args: argparse.Namespace) -> int:
         args.dataset_id, encoder=args.encoder, size=args.size, batch_size=args.batch_size,
         plans_name=args.plans_name, encoder_weights=args.encoder_weights,
         decoder_channels=args.decoder_channels, n_folds=args.folds, split_seed=args.seed,
-        num_processes=args.np, verify=args.verify_dataset_integrity)
+        num_processes=args.np, verify=args.verify_dataset_integrity, scaling=args.scaling)
     print(describe_plans(plans_file))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="write PhyJoint plans for a converted dataset (then run nnUNetv2_preprocess)",
+    p = sub.add_parser("plan", help="write PhyJoint plans for a converted dataset (then run phyjoint preprocess)",
                        description=__doc__)
     p.add_argument("-d", "--dataset-id", required=True, help="dataset id (e.g. 501) or DatasetXXX_NAME")
     p.add_argument("--encoder", default=DEFAULT_ENCODER,
@@ -39,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(see `phyjoint weights list`)")
     p.add_argument("--size", type=int, default=256, help="network input side in pixels (multiple of 32)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--scaling", choices=SCALINGS, default=DEFAULT_SCALING,
+                   help="how each image becomes the square input: 'letterbox' resizes every image so that its own "
+                        "long side spans --size (the paper's way); 'single-spacing' uses one spacing for all, "
+                        "chosen so that the largest image spans --size (smaller images use less of the input). "
+                        f"Default {DEFAULT_SCALING}. Letterbox plans need `phyjoint preprocess` and "
+                        "`phyjoint predict` (nnU-Net's own commands would see single-spacing inputs)")
     p.add_argument("--decoder-channels", type=int, nargs="+", default=None,
                    help="UNet++ decoder widths per level (default: derived from the encoder)")
     p.add_argument("--plans-name", default="PhyJointPlans")

@@ -4,7 +4,9 @@ nnU-Net's predictor only knows segmentation logits. We let it run exactly as usu
 Gaussian sliding windows, fold averaging, export in worker processes) and capture the class
 logits of every forward pass it makes: the class probabilities of a case are the mean softmax
 over all mirrors, tiles and folds. They are written to ``classification.csv`` in each output
-folder (a CSV, because ``nnUNetv2_ensemble`` takes every ``*.npz`` of a folder).
+folder (a CSV, because ``nnUNetv2_ensemble`` takes every ``*.npz`` of a folder). New images are
+preprocessed with the plans' input scaling (:mod:`nnunet_phyjoint.preprocessing`: letterbox plans
+letterbox every image, as in training).
 """
 from __future__ import annotations
 
@@ -48,6 +50,17 @@ class PhyJointPredictor(nnUNetPredictor):
         self._window_sink: list[torch.Tensor] = []
         self._per_network: list[np.ndarray] = []
         self._current_output: str | None = None
+
+    @property
+    def configuration_manager(self):
+        return self._configuration_manager
+
+    @configuration_manager.setter
+    def configuration_manager(self, manager) -> None:
+        # every way nnU-Net initialises a predictor assigns this attribute; letterbox plans need our preprocessor
+        from nnunet_phyjoint.preprocessing import with_plans_preprocessor
+
+        self._configuration_manager = with_plans_preprocessor(manager)
 
     def initialize_from_trained_model_folder(self, model_training_output_dir: str, use_folds,
                                              checkpoint_name: str = "checkpoint_final.pth"):
