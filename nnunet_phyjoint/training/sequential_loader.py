@@ -31,3 +31,24 @@ class SequentialDataLoader(nnUNetDataLoader):
         keys = [self.order[(self.cursor + i) % n] for i in range(self.batch_size)]
         self.cursor = (self.cursor + self.batch_size) % n
         return keys
+
+
+def ordered_validation_loader(trainer, dataset_val) -> SequentialDataLoader:
+    """The trainer's validation fold (this rank's share under DDP) as a :class:`SequentialDataLoader`.
+
+    Same patch size, label handling and validation transforms as nnU-Net's validation loader.
+    """
+    if trainer.is_ddp:
+        import torch.distributed as dist
+
+        keys = sorted(dataset_val.identifiers)[dist.get_rank()::dist.get_world_size()]
+        dataset_val = trainer.dataset_class(trainer.preprocessed_dataset_folder, keys)
+    labels = trainer.label_manager
+    val_transforms = trainer.get_validation_transforms(
+        trainer._get_deep_supervision_scales(), is_cascaded=trainer.is_cascaded,
+        foreground_labels=labels.foreground_labels,
+        regions=labels.foreground_regions if labels.has_regions else None,
+        ignore_label=labels.ignore_label)
+    return SequentialDataLoader(dataset_val, trainer.batch_size, trainer.configuration_manager.patch_size,
+                                trainer.configuration_manager.patch_size, labels,
+                                oversample_foreground_percent=0.0, transforms=val_transforms)
