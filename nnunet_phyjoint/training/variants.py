@@ -1,4 +1,15 @@
-"""PhyJointTrainer variants, one changed thing each (as nnU-Net's own ``variants/``)."""
+"""The PhyJointTrainer variants a user chooses from, one changed thing each (as nnU-Net's own ``variants/``).
+
+- one default back to the paper's: ``_noPhyAug``, ``_noLatentAug``, ``_focal``, ``_lr1e4``,
+  ``_noHeadPrior``, ``_noGating``; all of them at once: ``_paper``; ``_AdamW`` (32-bit AdamW);
+- classic physics augmentations instead of the style shift: ``_physGain``, ``_physTGC``,
+  ``_physSpeckle``, ``_physDynamicRange``, ``_physAll``;
+- quantization-aware training of the encoder: ``_INT8``, ``_INT4``;
+- short runs: ``_1epoch``, ``_3epochs``, ``_10epochs``, ``_30epochs``, ``_demo``.
+
+The rows of ``docs/training-recipe.md``'s ablation history (``_noPhyAug_batchDice``, ``_headFanIn``,
+``_newLr3e3`` …) are in :mod:`nnunet_phyjoint.training.ablation_variants`.
+"""
 from __future__ import annotations
 
 import torch
@@ -7,9 +18,7 @@ from nnunet_phyjoint.training.phyjoint_trainer import PhyJointTrainer
 
 __all__ = [
     "PhyJointTrainer_noLatentAug", "PhyJointTrainer_noPhyAug", "PhyJointTrainer_AdamW", "PhyJointTrainer_paper",
-    "PhyJointTrainer_focal", "PhyJointTrainer_lr1e4", "PhyJointTrainer_noGating",
-    "PhyJointTrainer_newLr1e3", "PhyJointTrainer_newLr3e3", "PhyJointTrainer_lr3e3", "PhyJointTrainer_lr1e2",
-    "PhyJointTrainer_lr3e3_newLr1e2", "PhyJointTrainer_headFanIn", "PhyJointTrainer_prior05",
+    "PhyJointTrainer_focal", "PhyJointTrainer_lr1e4", "PhyJointTrainer_noHeadPrior", "PhyJointTrainer_noGating",
     "PhyJointTrainer_physGain", "PhyJointTrainer_physTGC", "PhyJointTrainer_physSpeckle",
     "PhyJointTrainer_physDynamicRange", "PhyJointTrainer_physAll",
     "PhyJointTrainer_INT8", "PhyJointTrainer_INT4",
@@ -110,73 +119,10 @@ class PhyJointTrainer_lr1e4(PhyJointTrainer):
     new_layers_learning_rate = None
 
 
-class PhyJointTrainer_noPhyAug_batchDice(PhyJointTrainer_noPhyAug):
-    """Ablation of the recipe (docs/training-recipe.md, E15): soft Dice over the whole batch (nnU-Net's 2d default).
-
-    Measured before the head-prior init became the default, so it keeps PyTorch's default head init.
-    """
-
-    batch_dice = True
-    seg_head_prior = None
-
-
-class PhyJointTrainer_noPhyAug_dsHalving(PhyJointTrainer_noPhyAug):
-    """Ablation of the recipe (E16): nnU-Net's halving deep-supervision weights on the nested outputs, final first.
-
-    Measured before the head-prior init became the default, so it keeps PyTorch's default head init.
-    """
-
-    deep_supervision_weighting = "halving"
-    seg_head_prior = None
-
-
 class PhyJointTrainer_noHeadPrior(PhyJointTrainer):
     """Ablation: PyTorch's default init of the segmentation heads instead of p(lesion) = 0.01."""
 
     seg_head_prior = None
-
-
-class PhyJointTrainer_newLr1e3(PhyJointTrainer):
-    """Ablation: CBAM, decoder and heads at the encoder's lr 1e-3 instead of 1e-2 (the default before 2026-12-03)."""
-
-    new_layers_learning_rate = None
-
-
-class PhyJointTrainer_headFanIn(PhyJointTrainer_newLr1e3):
-    """Ablation of the lr-1e-3 recipe: prior-initialised heads with weights at 1/sqrt(fan_in) instead of std 0.01."""
-
-    seg_head_weight_std = None
-
-
-class PhyJointTrainer_prior05(PhyJointTrainer_newLr1e3):
-    """Ablation of the lr-1e-3 recipe: segmentation heads start at p(lesion) = 0.05 instead of 0.01."""
-
-    seg_head_prior = 0.05
-
-
-class PhyJointTrainer_newLr3e3(PhyJointTrainer):
-    """Ablation: CBAM, decoder and heads at lr 3e-3 instead of 1e-2, the encoder at 1e-3."""
-
-    new_layers_learning_rate = 3e-3
-
-
-class PhyJointTrainer_lr3e3(PhyJointTrainer):
-    """Ablation: lr 3e-3 for every parameter (encoder 1e-3, new layers 1e-2 by default)."""
-
-    learning_rate = 3e-3
-    new_layers_learning_rate = None
-
-
-class PhyJointTrainer_lr1e2(PhyJointTrainer):
-    """Ablation: lr 1e-2 for the encoder as well as the new layers (encoder 1e-3 by default)."""
-
-    learning_rate = 1e-2
-
-
-class PhyJointTrainer_lr3e3_newLr1e2(PhyJointTrainer):
-    """Ablation: the encoder at lr 3e-3 instead of 1e-3 (new layers at 1e-2, as the default)."""
-
-    learning_rate = 3e-3
 
 
 class PhyJointTrainer_noGating(PhyJointTrainer):
