@@ -37,7 +37,7 @@ def convert_images(source: Path, out: Path, overwrite: bool = False, strict: boo
     -> ``benign_3``), made unique in sorted path order. Files named like masks are left out.
     Returns ``out``.
     """
-    from tqdm import tqdm
+    from nnunet_phyjoint.progress import progress
 
     source, out = Path(source), Path(out)
     images, left_out = candidate_images(source)
@@ -54,7 +54,7 @@ def convert_images(source: Path, out: Path, overwrite: bool = False, strict: boo
     mapping: dict[str, str] = {}
     doppler: list[str] = []
     with atomic_folder(out, overwrite) as tmp:
-        for f in tqdm(images, desc="preparing images", unit="image", disable=quiet):
+        for f in progress(images, desc="preparing images", unit="image", disable=quiet):
             try:
                 grey, colour = read_grey_image(f)
             except CaseProblem as p:

@@ -118,7 +118,7 @@ def write_dataset(
     Cases whose files are bad are skipped and reported (or stop the run in strict mode, through ``log``).
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
-    from tqdm import tqdm
+    from nnunet_phyjoint.progress import progress
 
     target = dataset_target(dataset_id, name, overwrite)
     if not cases:
@@ -135,7 +135,7 @@ def write_dataset(
     with atomic_folder(target, overwrite) as tmp:
         (tmp / "imagesTr").mkdir()
         (tmp / "labelsTr").mkdir()
-        for case in tqdm(cases, desc=f"converting {source}", unit="image", disable=quiet):
+        for case in progress(cases, desc=f"converting {source}", unit="image", disable=quiet):
             try:
                 done = load_case(case, log, decode_mask)
             except CaseProblem as p:

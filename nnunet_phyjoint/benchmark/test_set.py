@@ -72,7 +72,8 @@ def predict_test_set(dataset_name: str, trainer: str, plans: str, model_folder: 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".test_", dir=out.parent) as tmp:
         cmd = [*command, "-i", str(images), "-o", tmp, "-d", dataset_name[7:10], "-tr", trainer, "-p", plans,
-               "-c", "2d", "-f", *map(str, folds), "-device", device, "-npp", "1", "-nps", "1"]
+               "-c", "2d", "-f", *map(str, folds), "-device", device, "-npp", "1", "-nps", "1",
+               "--disable_progress_bar"]  # the log gets nnU-Net's per-case lines, not bar redraws
         runner.run_logged(cmd, log_file, label)
         predicted = list_pngs(Path(tmp))
         if len(predicted) != n_images:

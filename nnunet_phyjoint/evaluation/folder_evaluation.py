@@ -166,10 +166,10 @@ def _as_spacing(value: Any, where: str) -> tuple[float, float]:
 
 
 def _segmentation_per_case(case_ids, gt_files, pred_files, spacings, progress):
-    from tqdm import tqdm
+    from nnunet_phyjoint.progress import progress as progress_bar
 
     rows, gts, preds = [], {}, {}
-    for cid in tqdm(case_ids, desc="segmentation metrics", unit="case", disable=not progress, leave=False):
+    for cid in progress_bar(case_ids, desc="segmentation metrics", unit="case", disable=not progress, leave=False):
         gt, pred = read_mask(gt_files[cid]), read_mask(pred_files[cid])
         if gt.shape != pred.shape:
             raise ValueError(f"case {cid}: prediction {pred_files[cid]} has size {pred.shape}, "

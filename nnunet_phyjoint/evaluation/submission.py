@@ -81,7 +81,7 @@ def export_submission(
     temporary folder and renamed into place.
     """
     from PIL import Image
-    from tqdm import tqdm
+    from nnunet_phyjoint.progress import progress as progress_bar
 
     pred_dir, out_dir = Path(pred_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -113,7 +113,7 @@ def export_submission(
 
     with atomic_folder(out_dir) as tmp:
         (tmp / "segmentation").mkdir()
-        for cid in tqdm(sorted(masks), desc="export", unit="case", disable=not progress, leave=False):
+        for cid in progress_bar(sorted(masks), desc="export", unit="case", disable=not progress, leave=False):
             mask = read_mask(masks[cid])
             if check_size and originals[cid] is not None:
                 with Image.open(originals[cid]) as im:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+from nnunet_phyjoint.progress import is_terminal
 
 CLASSIFICATION_FILE = "classification.csv"
 
@@ -45,6 +48,9 @@ class PhyJointPredictor(nnUNetPredictor):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.allow_tqdm and not is_terminal(sys.stderr):
+            # in a log nnU-Net's bars are carriage-return redraws; its "done with CASE" lines are the progress
+            self.allow_tqdm = False
         self.last_class_probabilities: np.ndarray | None = None
         self.class_probabilities: dict[str, np.ndarray] = {}
         self._window_sink: list[torch.Tensor] = []

@@ -66,7 +66,7 @@ def export_model_folder(model_folder: Path, bits: int, out: Path, folds: Iterabl
     is quantized after training. ``folds=None`` exports every ``fold_*`` folder that holds ``checkpoint_name``.
     The folder is written under a temporary name and renamed at the end.
     """
-    from tqdm import tqdm
+    from nnunet_phyjoint.progress import progress
 
     model_folder, out = Path(model_folder), Path(out)
     if bits not in (8, 4):
@@ -81,7 +81,7 @@ def export_model_folder(model_folder: Path, bits: int, out: Path, folds: Iterabl
             if (model_folder / name).is_file():
                 shutil.copy2(model_folder / name, staging / name)
         report = {"bits": bits, "out": str(out), "folds": {}}
-        for fold in tqdm(fold_list, desc=f"export INT{bits}", unit="fold", disable=not verbose):
+        for fold in progress(fold_list, desc=f"export INT{bits}", unit="fold", disable=not verbose):
             checkpoint_path = model_folder / f"fold_{fold}" / checkpoint_name
             report["folds"][str(fold)] = _export_fold(checkpoint_path, plans, dataset_json, fold, bits,
                                                       staging / f"fold_{fold}")

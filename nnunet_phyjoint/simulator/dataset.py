@@ -97,7 +97,7 @@ def simulate_dataset(
     (0/255) beside each, and ``out/simulation.json`` recording the seed, parameters, scanner
     profiles and every case. Deterministic for a seed. ``preview``: also write an example grid PNG.
     """
-    from tqdm import tqdm
+    from nnunet_phyjoint.progress import progress as progress_bar
 
     out = Path(out)
     size = (int(size[0]), int(size[1]))
@@ -108,7 +108,7 @@ def simulate_dataset(
                         multi_image_fraction=multi_image_fraction)
     cases = []
     with staging_dir(out, overwrite=overwrite) as tmp:
-        for spec in tqdm(specs, desc="simulating", unit="img", disable=not progress):
+        for spec in progress_bar(specs, desc="simulating", unit="img", disable=not progress):
             image, mask, info = render_image(spec, by_tag[spec.scanner], seed, size, oversample)
             write_png(tmp / spec.image_relpath, image)
             write_png(tmp / spec.mask_relpath, mask)

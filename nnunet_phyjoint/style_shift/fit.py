@@ -145,7 +145,7 @@ def fit_decoder_on_bank(
     ``calibrate`` first sets the decoder's input scale from a batch of content features;
     ``style_loss_layer`` extends the style loss beyond the AdaIN layer (see :func:`adain_losses`).
     """
-    from tqdm import tqdm
+    from nnunet_phyjoint.progress import progress as progress_bar
 
     stride = downsampling(decoder.layer)
     if size % stride:
@@ -160,7 +160,7 @@ def fit_decoder_on_bank(
             decoder.calibrate(vgg.forward_unit(_training_pairs(bank, batch_size, size, gen, device)[0], decoder.layer)[-1])
     log_every = max(1, steps // 100)
     history: dict[str, list[float]] = {"step": [], "content": [], "style": [], "identity": [], "total": []}
-    bar = tqdm(range(1, steps + 1), desc="fitting style decoder", disable=not progress)
+    bar = progress_bar(range(1, steps + 1), desc="fitting style decoder", disable=not progress)
     for step in bar:
         content_u, style_u = _training_pairs(bank, batch_size, size, gen, device)
         losses = adain_losses(vgg, decoder, content_u, style_u, style_loss_layer=style_loss_layer)

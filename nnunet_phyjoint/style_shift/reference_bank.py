@@ -123,13 +123,14 @@ class ReferenceBank:
         """Load the training fold (or ``case_ids``) of a preprocessed 2D dataset."""
         import numpy as np
         from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-        from tqdm import tqdm
+
+        from nnunet_phyjoint.progress import progress as progress_bar
 
         cfg = locate_preprocessed(dataset, plans, configuration)
         ids = sorted(case_ids) if case_ids is not None else training_case_ids(cfg.dataset_folder, fold)
         ds = infer_dataset_class(str(cfg.data_folder))(str(cfg.data_folder), identifiers=list(ids))
         images = {}
-        for cid in tqdm(ids, desc="loading style references", disable=not progress, leave=False):
+        for cid in progress_bar(ids, desc="loading style references", disable=not progress, leave=False):
             try:
                 data = np.asarray(ds.load_case(cid)[0][:])
             except (FileNotFoundError, OSError, RuntimeError) as e:
