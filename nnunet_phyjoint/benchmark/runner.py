@@ -102,29 +102,47 @@ def read_plans(dataset_name: str, plans_name: str) -> dict[str, Any]:
 
 
 def ensure_phyjoint_plans(dataset_name: str, plans_name: str, encoder: str, size: int, batch_size: int,
-                          num_processes: int = 1) -> Path:
-    """PhyJoint plans (and patient-wise splits when none exist); planned only if missing."""
+                          num_processes: int = 1, scaling: str | None = None) -> Path:
+    """PhyJoint plans (and patient-wise splits when none exist); planned only if missing.
+
+    Existing plans are kept as they are, except that a ``scaling`` they do not have is an error (one
+    plans name per input scaling, so that results of the two never mix in one model folder).
+    """
+    from nnunet_phyjoint.input_scaling import DEFAULT_SCALING, scaling_of
+
+    scaling = scaling or DEFAULT_SCALING
     path = preprocessed_dir() / dataset_name / f"{plans_name}.json"
     if path.is_file():
-        print(f"[prepare] {path.name} exists (its encoder/size/batch size are kept)", flush=True)
+        existing = scaling_of(json.loads(path.read_text())["configurations"]["2d"])
+        if existing != scaling:
+            raise ValueError(f"{path} exists with input scaling {existing!r}, not {scaling!r}: pass --scaling "
+                             f"{existing} to use it, or --plans with another plans name for {scaling!r}")
+        print(f"[prepare] {path.name} exists (its encoder/size/batch size are kept; input scaling {existing})",
+              flush=True)
         return path
     from nnunet_phyjoint.planning import describe_plans, plan_dataset
 
     print(f"[prepare] planning {plans_name}: encoder {encoder}, size {size}, batch {batch_size}", flush=True)
     path = plan_dataset(dataset_name, encoder=encoder, size=size, batch_size=batch_size, plans_name=plans_name,
-                        num_processes=num_processes)
+                        num_processes=num_processes, scaling=scaling)
     print(describe_plans(path), flush=True)
     return path
 
 
-def ensure_preprocessed(dataset_name: str, plans_name: str, log_dir: Path, num_processes: int = 1) -> None:
-    """``nnUNetv2_preprocess -c 2d`` unless every case already has its preprocessed file."""
+def ensure_preprocessed(dataset_name: str, plans_name: str, log_dir: Path, num_processes: int = 1,
+                        phyjoint: bool = False) -> None:
+    """``nnUNetv2_preprocess -c 2d`` unless every case already has its preprocessed file.
+
+    ``phyjoint``: PhyJoint plans, preprocessed by ``phyjoint preprocess`` (the same, with the plans' input
+    scaling).
+    """
     plans = read_plans(dataset_name, plans_name)
     data = preprocessed_dir() / dataset_name / plans["configurations"]["2d"]["data_identifier"]
     missing = [c for c in raw_case_ids(dataset_name) if not (data / f"{c}.pkl").is_file()]
     if not missing:
         return
-    run_logged([script("nnUNetv2_preprocess"), "-d", dataset_name[7:10], "-plans_name", plans_name, "-c", "2d",
+    command = [script("phyjoint"), "preprocess"] if phyjoint else [script("nnUNetv2_preprocess")]
+    run_logged([*command, "-d", dataset_name[7:10], "-plans_name", plans_name, "-c", "2d",
                 "-np", str(num_processes)], log_dir / f"preprocess_{plans_name}.log", "prepare")
 
 

@@ -20,6 +20,7 @@ from nnunet_phyjoint.benchmark.arms import (
     PHYJOINT_PLANS, STOCK_ON_PHYJOINT_INPUT_PLANS, STOCK_PLANNERS, Arm,
 )
 from nnunet_phyjoint.benchmark.budget import Budget
+from nnunet_phyjoint.input_scaling import DEFAULT_SCALING
 
 
 @dataclass
@@ -46,6 +47,7 @@ class BenchmarkConfig:
     test_dataset: str | None = None  # independent test set (raw dataset id/name) scored by each arm's fold ensemble
     repeat: int = 1  # k-th independent training run of every arm (k > 1: its own nnUNet_results/repeat_k)
     jobs: int = 1  # nnUNetv2_train runs side by side (never two of one fold), cores shared out among them
+    scaling: str = DEFAULT_SCALING  # input scaling of PhyJoint plans made by the benchmark (input_scaling)
 
     @property
     def budget(self) -> Budget:
@@ -100,24 +102,36 @@ def machine_info() -> dict[str, Any]:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
+def stock_on_phyjoint_input_plans(phyjoint_plans: str) -> str:
+    """Plans name of stock nnU-Net on the input of ``phyjoint_plans`` (one per PhyJoint plans, never shared)."""
+    if phyjoint_plans == PHYJOINT_PLANS:
+        return STOCK_ON_PHYJOINT_INPUT_PLANS
+    return f"nnUNetPlans_on_{phyjoint_plans}"
+
+
 def plans_of(arm: Arm, cfg: BenchmarkConfig) -> str:
-    """The plans name an arm trains on (the PhyJoint arms follow ``cfg.phyjoint_plans``)."""
-    return cfg.phyjoint_plans if arm.plans == PHYJOINT_PLANS else arm.plans
+    """The plans name an arm trains on (the PhyJoint arms and the same-input stock arm follow ``cfg.phyjoint_plans``)."""
+    if arm.plans == PHYJOINT_PLANS:
+        return cfg.phyjoint_plans
+    if arm.plans == STOCK_ON_PHYJOINT_INPUT_PLANS:
+        return stock_on_phyjoint_input_plans(cfg.phyjoint_plans)
+    return arm.plans
 
 
 def prepare(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], log_dir: Path) -> None:
     """Plans and preprocessed data for every plans file the arms use (each step only if missing)."""
     plans_used = {a.plans for a in arms}
     runner.ensure_phyjoint_plans(dataset_name, cfg.phyjoint_plans, cfg.encoder, cfg.size, cfg.batch_size,
-                                 cfg.num_processes)
-    runner.ensure_preprocessed(dataset_name, cfg.phyjoint_plans, log_dir, cfg.num_processes)
+                                 cfg.num_processes, scaling=cfg.scaling)
+    runner.ensure_preprocessed(dataset_name, cfg.phyjoint_plans, log_dir, cfg.num_processes, phyjoint=True)
     # nnU-Net's own planners (nnUNetPlans; nnUNetResEncUNetMPlans, whose 2d data is nnUNetPlans_2d as well)
     for plans_name, planner in STOCK_PLANNERS.items():
         if plans_name in plans_used:
             runner.ensure_stock_plans(dataset_name, log_dir, plans_name, planner)
             runner.ensure_preprocessed(dataset_name, plans_name, log_dir, cfg.num_processes)
     if STOCK_ON_PHYJOINT_INPUT_PLANS in plans_used:
-        runner.ensure_stock_on_phyjoint_input_plans(dataset_name, cfg.phyjoint_plans, STOCK_ON_PHYJOINT_INPUT_PLANS)
+        runner.ensure_stock_on_phyjoint_input_plans(dataset_name, cfg.phyjoint_plans,
+                                                    stock_on_phyjoint_input_plans(cfg.phyjoint_plans))
 
 
 def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: list[int], log_dir: Path,

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from nnunet_phyjoint.encoders import CPU_ENCODER, DEFAULT_ENCODER
+from nnunet_phyjoint.input_scaling import DEFAULT_SCALING, SCALINGS
 
 def default_encoder(device: str) -> str:
     """The paper's B6 on an accelerator; the ImageNet Lite0 that CPUs can train in minutes otherwise."""
@@ -47,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
         phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
         n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
         loso_dataset_id=args.loso_dataset_id, postprocessing=not args.no_postprocessing,
-        test_dataset=args.test_dataset, repeat=args.repeat, jobs=args.jobs)
+        test_dataset=args.test_dataset, repeat=args.repeat, jobs=args.jobs, scaling=args.scaling)
     try:
         run_benchmark(cfg)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
@@ -98,6 +99,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loso-dataset-id", type=int, default=None,
                    help="dataset id of that copy (default: ID + 100, or ID - 100 above 899)")
     p.add_argument("-p", "--plans", default="PhyJointPlans", help="PhyJoint plans name (default PhyJointPlans)")
+    p.add_argument("--scaling", choices=SCALINGS, default=DEFAULT_SCALING,
+                   help=f"input scaling of the PhyJoint plans (see `phyjoint plan --scaling`; default {DEFAULT_SCALING}); "
+                        "existing plans must have it: use one --plans name per scaling. The stock arm "
+                        "nnunet_phyjoint_plans sees the same pixels")
     p.add_argument("--encoder", default=None,
                    help=f"encoder for PhyJoint plans, if they do not exist yet (default: {CPU_ENCODER} with "
                         f"--device cpu, whose ImageNet weights ship in a registry package; {DEFAULT_ENCODER} otherwise); "
