@@ -1,3 +1,3 @@
 """nnunet-phyjoint: PhyJointNet (joint lesion segmentation + diagnosis) as an nnU-Net v2 plugin."""
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"

@@ -93,3 +93,20 @@ def preprocess(dataset_id: int | str, plans_name: str, configuration: str = "2d"
     preprocessor.run(dataset_name, configuration, plans_name, num_processes=num_processes)
     sys.stdout.flush()
     return scaling
+
+
+def check_preprocessed_scaling(configuration: dict, dataset) -> None:
+    """Refuse training on data whose input scaling is not the plans' (e.g. letterbox plans, nnU-Net's preprocess).
+
+    ``dataset`` is nnU-Net's preprocessed dataset of a fold; one case's properties tell how it was made.
+    """
+    scaling = scaling_of(configuration)
+    if scaling != LETTERBOX or not dataset.identifiers:
+        return
+    case = dataset.identifiers[0]
+    properties = dataset.load_case(case)[-1]
+    if properties.get(SCALING_KEY) != LETTERBOX:
+        raise RuntimeError(
+            f"the plans ask for letterboxed inputs ({SCALING_KEY}={LETTERBOX!r}), but the preprocessed case {case} "
+            f"was not letterboxed (made by nnUNetv2_preprocess?): run `phyjoint preprocess -d DATASET "
+            f"-plans_name PLANS` to preprocess it again")

@@ -59,3 +59,17 @@ def test_png_masks_are_gated_without_simpleitk(tmp_path, monkeypatch):
     a = np.array(Image.open(tmp_path / "a.png"))
     assert a.shape == original.shape and a.dtype == np.uint8 and not a.any()
     np.testing.assert_array_equal(np.array(Image.open(tmp_path / UNGATED_FOLDER / "a.png")), original)
+
+
+def test_gating_is_off_for_a_model_that_never_saw_a_normal_image():
+    from nnunet_phyjoint.inference.normal_gating import gating_off_reason
+
+    assert gating_off_reason(training_labels=[1, 2, 2, 1]) is not None  # benign/malignant only (BUS-BRA)
+    assert gating_off_reason(training_labels=[0, 1, 2]) is None
+    assert gating_off_reason() is None  # nothing known against gating
+    cases = {"a": {"class": "benign", "patient": "1", "scanner": "s"},
+             "b": {"class": "malignant", "patient": "2", "scanner": "s"}}
+    assert "no normal case" in gating_off_reason(dataset_json={"phyjoint": {"cases": cases}})
+    cases["c"] = {"class": "normal", "patient": "3", "scanner": "s"}
+    assert gating_off_reason(dataset_json={"phyjoint": {"cases": cases}}) is None
+    assert gating_off_reason(dataset_json={"file_ending": ".png"}) is None  # no per-case metadata

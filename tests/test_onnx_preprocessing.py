@@ -33,18 +33,22 @@ def _letterboxed_image(rng, h=90, w=130):
 
 @pytest.mark.parametrize("use_mask", [False, True])
 @pytest.mark.parametrize("spacing", [2.0, 0.7])
-def test_preprocessing_matches_nnunet(use_mask, spacing):
+@pytest.mark.parametrize("scaling", ["single-spacing", "letterbox"])
+def test_preprocessing_matches_nnunet(use_mask, spacing, scaling):
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+    from nnunet_phyjoint.preprocessing import LetterboxPreprocessor
     from onnx_tiny_model import _plans
 
     plans = _plans(spacing)
     plans["configurations"]["2d"]["use_mask_for_norm"] = [use_mask]
+    plans["configurations"]["2d"]["phyjoint_scaling"] = scaling
     manager = PlansManager(plans)
     data = _letterboxed_image(np.random.default_rng(1))
     properties = {"spacing": (999, 1, 1)}
-    expected, _, props = DefaultPreprocessor(verbose=False).run_case_npy(
+    preprocessor = LetterboxPreprocessor if scaling == "letterbox" else DefaultPreprocessor
+    expected, _, props = preprocessor(verbose=False).run_case_npy(
         data, None, properties, manager, manager.get_configuration("2d"), {"labels": {"background": 0, "lesion": 1}})
 
     from nnunet_phyjoint.onnx_export.folder import build_manifest
@@ -57,6 +61,8 @@ def test_preprocessing_matches_nnunet(use_mask, spacing):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
     assert [list(b) for b in geometry.bbox] == [list(b) for b in props["bbox_used_for_cropping"]]
     assert geometry.shape_after_cropping == tuple(props["shape_after_cropping_and_before_resampling"])
+    if scaling == "letterbox":  # the long side fills the patch whatever the plans' spacing
+        assert max(got.shape[-2:]) == max(plans["configurations"]["2d"]["patch_size"])
 
 
 def test_sliding_window_parts_match_nnunet():

@@ -58,9 +58,14 @@ def _run(args: argparse.Namespace) -> int:
         if not args.no_gating:
             import json
 
-            from nnunet_phyjoint.inference.normal_gating import gate_prediction_folder
+            from nnunet_phyjoint.inference.normal_gating import gate_prediction_folder, gating_off_reason
 
-            gate_prediction_folder(args.o, json.loads((Path(args.i[0]) / "dataset.json").read_text())["file_ending"])
+            dataset_json = json.loads((Path(args.i[0]) / "dataset.json").read_text())
+            off = gating_off_reason(dataset_json=dataset_json)
+            if off:
+                print(off, flush=True)
+            else:
+                gate_prediction_folder(args.o, dataset_json["file_ending"])
     print(summary(report, "ensembled"), flush=True)
     return EXIT_SKIPPED if report.skipped else 0
 

@@ -79,6 +79,13 @@ def model_dataset_json(argv: list[str]) -> dict | None:
 
 def predict_checked(argv: list[str], strict: bool = False, gating: bool = True) -> int:
     """Check the inputs, predict the usable ones, print the summary; 0, 3 (something skipped) or 1 (stopped)."""
+    if gating:
+        from nnunet_phyjoint.inference.normal_gating import gating_off_reason
+
+        off = gating_off_reason(dataset_json=model_dataset_json(argv))
+        if off:
+            print(off, flush=True)
+            gating = False
     model = option_value(argv, "-m")
     if model is not None:
         from nnunet_phyjoint.onnx_predict.manifest import is_onnx_export

@@ -6,6 +6,10 @@ on most normal images (measured: 20 of 20 normal validation images of the 400-im
 had a non-empty mask while the head called all 20 normal with p >= 0.92; ``docs/training-recipe.md``).
 Gating the mask by the diagnosis removes them; it never touches an image called benign or
 malignant. The raw masks are kept beside the gated ones so that nothing the model predicted is lost.
+
+A model that never saw a normal image (BUS-BRA, for instance, has none) has not learnt what normal
+looks like, so its "normal" is no evidence of an empty image: gating is then off
+(:func:`gating_off_reason`), in the trainer's final validation and in ``phyjoint predict``/``ensemble``.
 """
 from __future__ import annotations
 
@@ -22,6 +26,27 @@ from nnunet_phyjoint.metadata import CLASS_NAMES
 
 NORMAL = CLASS_NAMES.index("normal")
 UNGATED_FOLDER = "ungated_masks"
+
+
+def gating_off_reason(training_labels: "list[int] | np.ndarray | None" = None,
+                      dataset_json: Mapping[str, Any] | None = None) -> str | None:
+    """Why masks must not be gated for this model (None: gate them).
+
+    Pass the training fold's class indices (the trainer knows them) or the model's ``dataset.json``
+    (its per-case classes stand for the training data). Without either, nothing is known against gating.
+    """
+    if training_labels is None and dataset_json is not None:
+        from nnunet_phyjoint.metadata import class_labels
+
+        try:
+            training_labels = list(class_labels(dataset_json).values())
+        except (KeyError, TypeError, ValueError):  # a dataset.json without our per-case metadata
+            training_labels = None
+    if training_labels is None or len(training_labels) == 0:
+        return None
+    if not np.any(np.asarray(training_labels) == NORMAL):
+        return "diagnosis gating off: the model's training data has no normal case, so its 'normal' means nothing"
+    return None
 
 
 def is_called_normal(probabilities: np.ndarray) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nnunet_phyjoint.atomic_io import atomic_folder
+from nnunet_phyjoint.input_scaling import scaling_of
 from nnunet_phyjoint.onnx_export.graph import OPSET, compare_outputs, export_graph, torch_outputs
 from nnunet_phyjoint.onnx_predict.manifest import (
     FORMAT, INPUT_NAME, MANIFEST_FILE, OUTPUT_NAMES, model_file_name,
@@ -208,6 +209,7 @@ def build_manifest(plans: dict, dataset_json: dict, configuration: str, checkpoi
             "transpose_forward": list(plans["transpose_forward"]),
             "transpose_backward": list(plans["transpose_backward"]),
             "spacing": list(cfg["spacing"]),
+            "scaling": scaling_of(cfg),
             "patch_size": list(cfg["patch_size"]),
             "normalization_schemes": list(cfg["normalization_schemes"]),
             "use_mask_for_norm": list(cfg["use_mask_for_norm"]),

@@ -4,7 +4,9 @@ The steps, their order and their arithmetic are those of nnU-Net's ``DefaultPrep
 for the plans' ``2d`` configuration, so that the ONNX graph sees exactly the array the PyTorch
 predictor feeds the network: crop to the bounding box of the non-zero pixels, per-channel
 normalisation (float32, before resampling), then resizing to the plans' spacing (float64, cast back to
-float32). :func:`revert_geometry` undoes crop and transpose on a predicted label map.
+float32), with the plans' input scaling (``scaling``: a letterbox gives each case the spacing at which
+its long side fills the patch, as :class:`nnunet_phyjoint.preprocessing.LetterboxPreprocessor` does).
+:func:`revert_geometry` undoes crop and transpose on a predicted label map.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from nnunet_phyjoint.input_scaling import LETTERBOX, SINGLE_SPACING, letterbox_spacing
 from nnunet_phyjoint.onnx_predict.resampling import resize_slice
 
 # nnU-Net's NaturalImage2DIO gives every 2-D image this spacing (z, y, x): z is a dummy axis of length 1
@@ -74,6 +77,9 @@ def preprocess_case(data: np.ndarray, preprocessing: Mapping[str, Any],
     inside = nonzero[slicer]  # nnU-Net's seg[0] >= 0
     shape_after = tuple(int(s) for s in data.shape[1:])
 
+    if preprocessing.get("scaling", SINGLE_SPACING) == LETTERBOX:  # each case's long side fills the patch
+        spacing = tuple(letterbox_spacing(spacing, shape_after, preprocessing["spacing"],
+                                          max(preprocessing["patch_size"])))
     target = list(preprocessing["spacing"])
     if len(target) < data.ndim - 1:
         target = [spacing[0], *target]  # 2-D configuration: the dummy axis keeps its spacing

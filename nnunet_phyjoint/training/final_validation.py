@@ -28,7 +28,8 @@ def diagnosis_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str
 
 
 def finish_final_validation(trainer) -> None:
-    """Diagnoses, then (if ``trainer.gate_normal_masks``) the gated masks, then ``summary.json`` (rank 0 only).
+    """Diagnoses, then (if ``trainer.gate_normal_masks`` and the training fold has a normal case) the gated
+    masks, then ``summary.json`` (rank 0 only).
 
     Goes through the trainer's ``_write_validation_classification`` and ``_gate_validation_masks``.
     """
@@ -38,7 +39,12 @@ def finish_final_validation(trainer) -> None:
     if os.path.isfile(summary):
         os.replace(summary, set_aside)
     rows = trainer._write_validation_classification()
-    if trainer.gate_normal_masks:
+    from nnunet_phyjoint.inference.normal_gating import gating_off_reason
+
+    off = gating_off_reason(training_labels=trainer._training_labels()) if trainer.gate_normal_masks else None
+    if off:
+        trainer.print_to_log_file(off)
+    if trainer.gate_normal_masks and not off:
         trainer._gate_validation_masks(rows, set_aside)
     elif os.path.isfile(set_aside):
         os.replace(set_aside, summary)

@@ -185,12 +185,14 @@ class PhyJointTrainer(nnUNetTrainer):
     def get_dataloaders(self):
         from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
+        from nnunet_phyjoint.preprocessing import check_preprocessed_scaling
         from nnunet_phyjoint.training.sequential_loader import ordered_validation_loader
 
         mt_train, mt_val = super().get_dataloaders()
         if hasattr(mt_val, "_finish"):
             mt_val._finish()
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
+        check_preprocessed_scaling(self.configuration_manager.configuration, dataset_tr)
         dl_val = ordered_validation_loader(self, dataset_val)  # one ordered pass per epoch, every case once
         world = torch.distributed.get_world_size() if self.is_ddp else 1
         # one epoch = one pass over the training fold (nnU-Net samples with replacement)
