@@ -48,6 +48,21 @@ def test_runs_side_by_side_with_mean_spread_and_differences(tmp_path):
     assert "**DSC lesion-only after nnU-Net pp**" in md
 
 
+def test_benign_vs_malignant_metrics_are_compared_when_the_runs_have_them(tmp_path):
+    a = _cv(tmp_path / "r1", 1, {"nnunet": 0.84, "phyjoint": 0.82})
+    b = _cv(tmp_path / "r2", 2, {"nnunet": 0.86, "phyjoint": 0.85})
+    assert "Sensitivity (malignant)" not in repeats_summary(load_repeats([a, b]))["metrics"]  # older results
+    for k, folder in enumerate((a, b)):
+        result = json.loads((folder / "table1.json").read_text())
+        result["rows"][1]["metrics"]["classification"].update(
+            auc_malignant=_e(0.9 + k / 100), sensitivity=_e(0.7), specificity=_e(0.8 - k / 10))
+        (folder / "table1.json").write_text(json.dumps(result))
+    s = repeats_summary(load_repeats([a, b]))
+    assert s["metrics"]["AUC malignant vs benign"]["phyjoint"]["values"] == pytest.approx([0.9, 0.91])
+    assert s["metrics"]["Specificity (benign)"]["phyjoint"]["spread"] == pytest.approx(0.1)
+    assert s["metrics"]["Sensitivity (malignant)"]["nnunet"]["mean"] is None
+
+
 def test_runs_of_different_benchmarks_are_refused_by_name(tmp_path):
     a = _cv(tmp_path / "r1", 1, {"nnunet": 0.84})
     b = _cv(tmp_path / "r2", 2, {"nnunet": 0.86}, budget="5 minutes")

@@ -89,6 +89,14 @@ def test_cli_end_to_end(folders, capsys):
     assert cls["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 1, 1]]
     assert cls["f1_per_class"] == pytest.approx({"normal": 1.0, "benign": 0.8, "malignant": 2 / 3})
     assert cls["auc_per_class"]["normal"] == pytest.approx(1.0)
+    # benign vs malignant (c1, c5 vs c2, c6): scores 1/9, 1/8 vs 4/9, 7/9 -> AUC 1; c2 called benign -> sensitivity
+    # 1/2; no benign case called malignant -> specificity 1; n = the cases each one counts
+    assert (cls["auc_malignant"]["value"], cls["auc_malignant"]["n"]) == (pytest.approx(1.0), 4)
+    assert (cls["sensitivity"]["value"], cls["sensitivity"]["n"]) == (pytest.approx(0.5), 2)
+    assert (cls["specificity"]["value"], cls["specificity"]["n"]) == (pytest.approx(1.0), 2)
+    for key in ("sensitivity", "specificity", "auc_malignant"):
+        assert 0.0 <= cls[key]["ci_low"] <= cls[key]["value"] <= cls[key]["ci_high"] <= 1.0
+    assert "| Sensitivity (malignant) | 0.500 |" in printed and "| AUC malignant vs benign | 1.000 |" in printed
     assert metrics["extra_predictions"] == ["extra"]
 
     with open(out / "per_case.csv") as f:
@@ -101,6 +109,7 @@ def test_cli_end_to_end(folders, capsys):
 
     md = (out / "metrics.md").read_text()
     assert "Lesion-only (n=4)" in md and "All-image (n=6)" in md and "figures/roc_curves.png" in md
+    assert "| Specificity (benign) | 1.000 |" in md and "p_malignant / (p_benign + p_malignant)" in md
     for name in ("roc_curves.png", "confusion_matrix.png", "overlays_best_median_worst.png"):
         with Image.open(out / "figures" / name) as im:
             assert im.format == "PNG" and im.size[0] > 100

@@ -134,6 +134,39 @@ def test_class_absent_from_ground_truth():
     assert any("absent" in n for n in m["notes"])
 
 
+def test_benign_vs_malignant_metrics_by_hand():
+    m = clsm.classification_metrics(Y_TRUE, PROBS)
+    # Benign/malignant cases 2..5; scores p_m / (p_b + p_m): benign 1/9, 3/8; malignant 7/9, 4/5.
+    # Every malignant score is above every benign one: AUC 1. Case 5 (malignant) is predicted
+    # normal: sensitivity 1/2. No benign case is predicted malignant: specificity 1.
+    assert m["auc_malignant"] == pytest.approx(1.0)
+    assert m["sensitivity"] == pytest.approx(0.5)
+    assert m["specificity"] == pytest.approx(1.0)
+    # The normal cases take no part: changing their probabilities changes nothing.
+    probs = PROBS.copy()
+    probs[:2] = [[0.0, 0.1, 0.9], [0.0, 0.9, 0.1]]
+    assert clsm.benign_malignant_metrics(Y_TRUE, probs, PROBS.argmax(1)) == pytest.approx(
+        {"auc_malignant": 1.0, "sensitivity": 0.5, "specificity": 1.0})
+    # A benign case called malignant lowers the specificity. Scores: benign 0.1 and 0.9, malignant 7/9 and
+    # 3/4; each malignant case is above one benign case and below the other: 2 of 4 pairs -> AUC 0.5.
+    y = np.array([1, 1, 2, 2])
+    p = np.array([[0.0, 0.9, 0.1], [0.0, 0.1, 0.9], [0.0, 0.2, 0.7], [0.2, 0.2, 0.6]])
+    bm = clsm.benign_malignant_metrics(y, p, p.argmax(1))
+    assert bm["auc_malignant"] == pytest.approx(0.5)
+    assert bm["sensitivity"] == pytest.approx(1.0) and bm["specificity"] == pytest.approx(0.5)
+
+
+def test_benign_vs_malignant_undefined_without_either_class():
+    only_benign = clsm.benign_malignant_metrics(np.array([0, 1, 1]), PROBS[:3], PROBS[:3].argmax(1))
+    assert math.isnan(only_benign["auc_malignant"]) and math.isnan(only_benign["sensitivity"])
+    assert only_benign["specificity"] == pytest.approx(1.0)
+    only_malignant = clsm.benign_malignant_metrics(np.array([2, 2]), PROBS[4:], PROBS[4:].argmax(1))
+    assert math.isnan(only_malignant["auc_malignant"]) and math.isnan(only_malignant["specificity"])
+    assert only_malignant["sensitivity"] == pytest.approx(0.5)
+    # p_benign = p_malignant = 0 scores 0.5 (a tie), not NaN
+    np.testing.assert_allclose(clsm.malignancy_score(np.array([[1.0, 0.0, 0.0], [0.0, 0.25, 0.75]])), [0.5, 0.75])
+
+
 def test_f1_undefined_class_left_out_of_macro():
     y = np.array([1, 2, 1, 2])
     probs = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]])
@@ -154,10 +187,14 @@ def test_resampled_classification_metrics_match_scikit_learn():
     counts = resample_counts(n, 25, seed=5)
     counts[0] = 1  # the identity resample
     counts[1] = (y != 0) * counts[1]  # a resample without normal cases
+    counts[2] = (y != 2) * counts[2]  # without malignant cases: AUC malignant and sensitivity undefined
+    counts[3] = (y != 1) * counts[3]  # without benign cases
     fast = clsm.weighted_scalar_metrics(y, probs, y_pred, counts)
     for b in range(len(counts)):
         idx = np.repeat(np.arange(n), counts[b].astype(int))
-        slow = clsm.scalar_metrics(y[idx], probs[idx], y_pred[idx])
+        slow = {**clsm.scalar_metrics(y[idx], probs[idx], y_pred[idx]),
+                **clsm.benign_malignant_metrics(y[idx], probs[idx], y_pred[idx])}
+        assert set(slow) == set(fast)
         for key in slow:
             assert fast[key][b] == pytest.approx(slow[key], nan_ok=True), (b, key)
     assert clsm.classification_metrics(y, probs)["auc_macro"] == pytest.approx(fast["auc_macro"][0])

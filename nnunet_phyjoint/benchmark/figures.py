@@ -14,7 +14,12 @@ FIG_METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DSC\nall-image", ("segmentation", "dsc", "all_image")),
     ("F1\nmacro", ("classification", "f1_macro")),
     ("AUC\nmacro", ("classification", "auc_macro")),
+    ("AUC\nmalignant", ("classification", "auc_malignant")),
+    ("Sensi-\ntivity", ("classification", "sensitivity")),
+    ("Speci-\nficity", ("classification", "specificity")),
 )
+# drawn only when some arm has them (results written before they existed, or no benign/malignant case)
+OPTIONAL_FIG_METRICS = ("auc_malignant", "sensitivity", "specificity")
 
 
 def _pyplot():
@@ -48,17 +53,20 @@ def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[tuple
 
 
 def _triple(entry: Mapping[str, Any] | None) -> tuple[float, float | None, float | None] | None:
-    if entry is None or entry.get("value") is None:
+    if entry is None or entry.get("value") is None or entry["value"] != entry["value"]:  # absent or NaN
         return None
     return float(entry["value"]), entry.get("ci_low"), entry.get("ci_high")
 
 
 def plot_arms(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
-    """DSC / F1 / AUC per arm with bootstrap 95% CIs (the paper's Fig. 3 layout)."""
+    """DSC / F1 / AUC (and, where defined, benign-vs-malignant AUC, sensitivity, specificity) per arm with
+    bootstrap 95% CIs (the paper's Fig. 3 layout)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(FIG_METRICS) * max(1, len(rows)) * 0.45 + 2), 4))
-    series = {row["arm"]: [_triple(metric_entry(row.get("metrics"), p)) for _, p in FIG_METRICS] for row in rows}
-    _grouped_bars(ax, [g for g, _ in FIG_METRICS], series)
+    groups = [(g, p) for g, p in FIG_METRICS
+              if p[-1] not in OPTIONAL_FIG_METRICS or any(_triple(metric_entry(r.get("metrics"), p)) for r in rows)]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(rows)) * 0.45 + 2), 4))
+    series = {row["arm"]: [_triple(metric_entry(row.get("metrics"), p)) for _, p in groups] for row in rows}
+    _grouped_bars(ax, [g for g, _ in groups], series)
     ax.set_ylabel("score (95% CI)")
     ax.set_title(title or "Cross-validation, all folds pooled")
     ax.legend(fontsize=8, ncol=min(4, max(1, len(rows))), loc="upper center", bbox_to_anchor=(0.5, -0.12))

@@ -23,6 +23,8 @@ from nnunet_phyjoint.benchmark.stages import BenchmarkConfig, budget_context, ma
 from nnunet_phyjoint.paths import raw_dir
 
 COPY_KEY = "benchmark_loso_copy_of"
+BENIGN_MALIGNANT_KEYS = ("auc_malignant", "sensitivity", "specificity")
+MEAN_KEYS = ("dsc_lesion_only", "dsc_all_image", "f1_macro", "auc_macro", *BENIGN_MALIGNANT_KEYS)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -66,6 +68,8 @@ def _scanner_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         "dsc_lesion_only": seg["dsc"]["lesion_only"]["value"], "dsc_all_image": seg["dsc"]["all_image"]["value"],
         "f1_macro": cls["f1_macro"]["value"] if cls else None,
         "auc_macro": cls["auc_macro"]["value"] if cls else None,
+        # benign vs malignant (absent from evaluations made before these metrics existed)
+        **{k: (cls.get(k) or {}).get("value") if cls else None for k in BENIGN_MALIGNANT_KEYS},
         "dsc_entry": seg["dsc"]["lesion_only"], "f1_entry": cls["f1_macro"] if cls else None,
     }
 
@@ -134,7 +138,7 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
                                            out / "eval" / arm.name / scanner, cfg.n_bootstrap)
             per_scanner[scanner] = _scanner_metrics(metrics)
         mean = {k: _mean([m[k] for m in per_scanner.values()])
-                for k in ("dsc_lesion_only", "dsc_all_image", "f1_macro", "auc_macro")}
+                for k in MEAN_KEYS}
         rows.append({"arm": arm.name, "trainer": arm.trainer(budget), "plans": plans_of(arm, cfg),
                      "model_folder": str(folder), "per_scanner": per_scanner, "mean": mean,
                      "learning_curve": arm_curves(folder, folds)})

@@ -21,12 +21,17 @@ CV_METRICS: tuple[tuple[str, Any], ...] = (
                                                           ("segmentation", "dsc", "lesion_only"))),
     ("HD95 px", lambda r: _value(r.get("metrics"), ("segmentation", "hd95_px"))),
     ("F1 macro", lambda r: _value(r.get("metrics"), ("classification", "f1_macro"))),
+    ("AUC malignant vs benign", lambda r: _value(r.get("metrics"), ("classification", "auc_malignant"))),
+    ("Sensitivity (malignant)", lambda r: _value(r.get("metrics"), ("classification", "sensitivity"))),
+    ("Specificity (benign)", lambda r: _value(r.get("metrics"), ("classification", "specificity"))),
     ("test-set DSC lesion-only", lambda r: _value((r.get("test") or {}).get("metrics"),
                                                   ("segmentation", "dsc", "lesion_only"))),
 )
 LOSO_METRICS: tuple[tuple[str, Any], ...] = (
     ("mean DSC lesion-only over held-out scanners", lambda r: _num((r.get("mean") or {}).get("dsc_lesion_only"))),
     ("mean F1 macro over held-out scanners", lambda r: _num((r.get("mean") or {}).get("f1_macro"))),
+    ("mean AUC malignant vs benign over held-out scanners",
+     lambda r: _num((r.get("mean") or {}).get("auc_malignant"))),
 )
 SAME = ("protocol", "dataset", "folds", "budget", "test_dataset")  # what runs must share to be repeats
 

@@ -2,6 +2,14 @@
 
 Conventions:
 
+- Benign vs malignant (:func:`benign_malignant_metrics`; BUS-BRA and other datasets without
+  normal images): ``auc_malignant`` is the AUC of malignant against benign over the cases whose
+  true class is benign or malignant, scored by ``p_malignant / (p_benign + p_malignant)`` (0.5 when
+  both are 0), NaN when either class is absent; ``sensitivity`` is the fraction of the true
+  malignant cases predicted malignant and ``specificity`` the fraction of the true benign cases
+  *not* predicted malignant (a benign case called normal counts as a true negative), both at the
+  predicted class (by default the argmax of the probabilities), NaN without such cases.
+
 - F1 per class is 2TP / (2TP + FP + FN); it is NaN for a class that appears neither in the
   ground truth nor in the predictions, and the macro mean is over the defined classes.
 - AUC is one-vs-rest per class from the class probability; it is NaN for a class absent
@@ -48,8 +56,39 @@ def scalar_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray) ->
     }
 
 
+BENIGN, MALIGNANT = CLASS_NAMES.index("benign"), CLASS_NAMES.index("malignant")
+
+
+def malignancy_score(probs: np.ndarray) -> np.ndarray:
+    """``p_malignant / (p_benign + p_malignant)`` per case (0.5 where both are 0): malignant vs benign."""
+    probs = np.asarray(probs, dtype=np.float64)
+    pair = probs[:, BENIGN] + probs[:, MALIGNANT]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pair > 0, probs[:, MALIGNANT] / np.where(pair > 0, pair, 1.0), 0.5)
+
+
+def benign_malignant_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """``auc_malignant``, ``sensitivity`` and ``specificity`` (malignant = positive; see the module's conventions).
+
+    Cases whose true class is normal take no part. Separate from :func:`scalar_metrics`, which the
+    trainer's per-epoch validation logs, so that its numbers and log lines stay what they were.
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    malignant, benign = y_true == MALIGNANT, y_true == BENIGN
+    auc = float("nan")
+    if malignant.any() and benign.any():
+        both = malignant | benign
+        auc = float(roc_auc_score(malignant[both], malignancy_score(probs)[both]))
+    return {
+        "auc_malignant": auc,
+        "sensitivity": float(np.mean(y_pred[malignant] == MALIGNANT)) if malignant.any() else float("nan"),
+        "specificity": float(np.mean(y_pred[benign] != MALIGNANT)) if benign.any() else float("nan"),
+    }
+
+
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray | None = None) -> dict:
-    """Point estimates: scalars, per-class F1 and AUC, confusion matrix (rows = truth), notes.
+    """Point estimates: scalars (also benign vs malignant), per-class F1 and AUC, confusion matrix
+    (rows = truth), notes.
 
     ``y_pred`` defaults to the argmax of ``probs``.
     """
@@ -73,6 +112,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.nda
     return {
         "n_cases": int(len(y_true)),
         **scalar_metrics(y_true, probs, y_pred),
+        **benign_malignant_metrics(y_true, probs, y_pred),
         "f1_per_class": dict(zip(CLASS_NAMES, f1.tolist())),
         "auc_per_class": dict(zip(CLASS_NAMES, auc.tolist())),
         "support": {c: int(np.sum(y_true == k)) for k, c in enumerate(CLASS_NAMES)},
@@ -85,10 +125,12 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, y_pred: np.nda
 def weighted_scalar_metrics(
     y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray, weights: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Accuracy, macro F1 and macro OvR AUC for every row of per-case ``weights`` (B, n) at once.
+    """Accuracy, macro F1, macro OvR AUC and the benign-vs-malignant ``auc_malignant``, ``sensitivity``
+    and ``specificity`` for every row of per-case ``weights`` (B, n) at once.
 
-    With integer weights (bootstrap counts) each row equals :func:`scalar_metrics` on the
-    cases repeated that many times, with the same NaN conventions; the tests check this
+    With integer weights (bootstrap counts) each row equals :func:`scalar_metrics` and
+    :func:`benign_malignant_metrics` on the cases repeated that many times, with the same NaN
+    conventions; the tests check this
     against scikit-learn. It exists because calling scikit-learn once per bootstrap resample
     is the bottleneck of an evaluation.
     """
@@ -105,7 +147,16 @@ def weighted_scalar_metrics(
         accuracy = tp.sum(axis=1) / cm.sum(axis=(1, 2))
         f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
     auc = np.stack([_weighted_auc(y_true == k, probs[:, k], weights) for k in range(N_CLASSES)], axis=1)
-    return {"accuracy": accuracy, "f1_macro": _row_nanmean(f1), "auc_macro": _row_nanmean(auc)}
+    # Benign vs malignant: the AUC over the benign and malignant cases only (normal cases weigh 0);
+    # sensitivity and specificity from the confusion matrix (specificity: benign not called malignant).
+    both = (y_true == BENIGN) | (y_true == MALIGNANT)
+    auc_malignant = _weighted_auc(y_true == MALIGNANT, malignancy_score(probs), weights * both)
+    malignant_cases, benign_cases = cm[:, MALIGNANT, :].sum(axis=1), cm[:, BENIGN, :].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sensitivity = np.where(malignant_cases > 0, cm[:, MALIGNANT, MALIGNANT] / malignant_cases, np.nan)
+        specificity = np.where(benign_cases > 0, (benign_cases - cm[:, BENIGN, MALIGNANT]) / benign_cases, np.nan)
+    return {"accuracy": accuracy, "f1_macro": _row_nanmean(f1), "auc_macro": _row_nanmean(auc),
+            "auc_malignant": auc_malignant, "sensitivity": sensitivity, "specificity": specificity}
 
 
 def _weighted_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -22,6 +22,10 @@ CONVENTIONS = (
     "undefined when either mask is empty and then left out of the mean (counted as undefined).",
     "F1 per class = 2TP/(2TP+FP+FN); macro F1 and one-vs-rest macro AUC are means over the classes where "
     "they are defined (a class absent from the ground truth has no AUC).",
+    "Benign vs malignant (malignant = positive), over the cases whose true class is benign or malignant: "
+    "AUC scored by p_malignant / (p_benign + p_malignant); sensitivity = true malignant predicted malignant; "
+    "specificity = true benign not predicted malignant (called benign or normal); predicted class = the "
+    "classification CSV's predicted_class (the argmax of the probabilities). Undefined (n/a) when a class is absent.",
     "95% confidence intervals: percentile bootstrap over cases (same resamples for every metric).",
 )
 
@@ -246,15 +250,21 @@ def _segmentation_summary(columns, point, ci) -> dict:
     return out
 
 
+CLASSIFICATION_SCALARS = ("accuracy", "f1_macro", "auc_macro", "auc_malignant", "sensitivity", "specificity")
+
+
 def _classification_summary(cls_data, point, ci) -> dict:
     known = cls_data["y_true"] >= 0
     if not known.any():
         raise ValueError("no evaluated case has a known class (normal/benign/malignant) in dataset.json")
     full = clsm.classification_metrics(cls_data["y_true"][known], cls_data["probs"][known], cls_data["y_pred"][known])
     n = full["n_cases"]
-    for key in ("accuracy", "f1_macro", "auc_macro"):
+    support = full["support"]
+    n_of = {"auc_malignant": support["benign"] + support["malignant"], "sensitivity": support["malignant"],
+            "specificity": support["benign"]}
+    for key in CLASSIFICATION_SCALARS:
         # Point estimates from scikit-learn; intervals from the vectorised resample statistics.
-        full[key] = {**_entry(point, ci, key, n), "value": full[key]}
+        full[key] = {**_entry(point, ci, key, n_of.get(key, n)), "value": full[key]}
     if cls_data["unlabelled"]:
         full["notes"].append(f"{len(cls_data['unlabelled'])} case(s) without a known class were left out: "
                              f"{_names(cls_data['unlabelled'])}")

@@ -12,6 +12,13 @@ from nnunet_phyjoint.evaluation.io import write_json
 from nnunet_phyjoint.metadata import CLASS_NAMES
 
 
+# (key in metrics["classification"], label); the benign-vs-malignant ones count only the cases they use
+CLASSIFICATION_ROWS = (("accuracy", "Accuracy"), ("f1_macro", "F1 (macro)"), ("auc_macro", "AUC (macro, OvR)"),
+                       ("auc_malignant", "AUC malignant vs benign"), ("sensitivity", "Sensitivity (malignant)"),
+                       ("specificity", "Specificity (benign)"))
+BENIGN_MALIGNANT = ("auc_malignant", "sensitivity", "specificity")
+
+
 def summary_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The headline numbers as rows ``{metric, value, ci_low, ci_high, n}`` (for tables and benchmarks)."""
     rows = []
@@ -25,8 +32,10 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
                 rows.append({"metric": f"HD95 ({unit})", **_pick(seg[f"hd95_{unit}"])})
     cls = metrics.get("classification")
     if cls:
-        for key, label in (("accuracy", "Accuracy"), ("f1_macro", "F1 (macro)"), ("auc_macro", "AUC (macro, OvR)")):
-            rows.append({"metric": label, **_pick(cls[key]), "n": cls["n_cases"]})
+        for key, label in CLASSIFICATION_ROWS:
+            if cls.get(key) is not None:  # metrics.json written before a metric existed lacks it
+                rows.append({"metric": label, **_pick(cls[key]),
+                             "n": cls[key].get("n", cls["n_cases"]) if key in BENIGN_MALIGNANT else cls["n_cases"]})
     return rows
 
 
@@ -78,9 +87,14 @@ def render_markdown(metrics: Mapping[str, Any], figures: Sequence[str] = ()) -> 
         out += [metrics.get("classification_note", "No classification predictions."), ""]
     else:
         out += [f"{cls['n_cases']} cases with a known class.", "",
-                "| Metric | Value | 95% CI |", "|---|---:|---:|"]
-        for key, label in (("accuracy", "Accuracy"), ("f1_macro", "F1 (macro)"), ("auc_macro", "AUC (macro, OvR)")):
-            out.append(f"| {label} | {_num(cls[key]['value'])} | {_ci(cls[key])} |")
+                "| Metric | Value | 95% CI | n |", "|---|---:|---:|---:|"]
+        for key, label in CLASSIFICATION_ROWS:
+            if cls.get(key) is not None:
+                n = cls[key].get("n", cls["n_cases"]) if key in BENIGN_MALIGNANT else cls["n_cases"]
+                out.append(f"| {label} | {_num(cls[key]['value'])} | {_ci(cls[key])} | {n} |")
+        out += ["", "Benign vs malignant (malignant = positive): AUC over the benign and malignant cases scored by "
+                "p_malignant / (p_benign + p_malignant); sensitivity = malignant cases predicted malignant, "
+                "specificity = benign cases not predicted malignant, at the predicted class (argmax)."]
         out += ["", "| Class | Support | F1 | AUC (OvR) |", "|---|---:|---:|---:|"]
         for name in CLASS_NAMES:
             out.append(f"| {name} | {cls['support'][name]} | {_num(cls['f1_per_class'][name])} | "
