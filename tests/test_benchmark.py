@@ -216,7 +216,9 @@ def _row(arm, dsc, f1=None):
            "hd95_px": _entry(12.345, 10.0, 15.5),
            "area_ratio_lesion": {"median": 1.0349, "q25": 0.9, "q75": 1.2, "n": 8},
            "counts": {"cases": 10, "lesion_cases": 8, "empty_gt_cases": 2, "both_empty": 1}}
-    cls = None if f1 is None else {"f1_macro": _entry(f1, f1 - 0.1, f1 + 0.1), "auc_macro": _entry(0.9, 0.85, 0.95)}
+    cls = None if f1 is None else {"f1_macro": _entry(f1, f1 - 0.1, f1 + 0.1), "auc_macro": _entry(0.9, 0.85, 0.95),
+                                   "auc_malignant": _entry(0.95, 0.9, 0.98), "sensitivity": _entry(0.75, 0.6, 0.9),
+                                   "specificity": _entry(float("nan"), float("nan"), float("nan"))}
     costs = {"params": 2_500_000, "macs": 1_230_000_000, "checkpoint_mb": 10.0, "packed_mb": None,
              "export_bits": None, "train_seconds": 600.0, "epochs_trained": [5, 5], "inference_ms": 12.34}
     return {"arm": arm, "metrics": {"segmentation": seg, "classification": cls}, "costs": costs}
@@ -233,11 +235,14 @@ def test_markdown_table_formats_values_cis_and_dashes():
     assert len(lines) == 4 and lines[0].startswith("| Arm | DSC lesion-only | DSC all-image")
     nnunet = [c.strip() for c in lines[2].strip("|").split("|")]
     assert nnunet[0] == "`nnunet`" and nnunet[1] == "0.700 [0.650, 0.740]" and nnunet[4] == "12.3 [10.0, 15.5]"
-    assert nnunet[5] == "—" and nnunet[6] == "—"  # no diagnosis head: no F1, no AUC
-    assert nnunet[7:9] == ["1.03", "1/2"]  # median predicted/true area; empty masks on the 2 normal images
-    assert nnunet[9:] == ["2.50", "1.23", "10.00", "10.0", "5/5", "12.3"]
+    assert lines[0].split(" | ")[7:10] == ["AUC malignant", "Sensitivity", "Specificity"]
+    assert nnunet[5:10] == ["—"] * 5  # no diagnosis head: no F1, no AUC, no benign-vs-malignant numbers
+    assert nnunet[10:12] == ["1.03", "1/2"]  # median predicted/true area; empty masks on the 2 normal images
+    # costs; Total min/fold is "—" for results without the time breakdown
+    assert nnunet[12:] == ["2.50", "1.23", "10.00", "10.0", "—", "5/5", "12.3"]
     phyjoint = [c.strip() for c in lines[3].strip("|").split("|")]
     assert phyjoint[5] == "0.600 [0.500, 0.700]" and phyjoint[6] == "0.900 [0.850, 0.950]"
+    assert phyjoint[7:10] == ["0.950 [0.900, 0.980]", "0.750 [0.600, 0.900]", "—"]  # NaN: no benign case
 
 
 def test_ungated_table_lists_restored_masks_and_their_scores():
@@ -269,6 +274,22 @@ def test_loso_table_and_figures(tmp_path):
     for p in (png, fig):
         with Image.open(p) as im:
             assert im.size[0] > 300 and im.size[1] > 200
+
+
+def test_loso_rows_carry_the_benign_vs_malignant_metrics_and_their_means():
+    from nnunet_phyjoint.benchmark.loso import MEAN_KEYS, _mean, _scanner_metrics
+
+    seg = _row("phyjoint", 0.8)["metrics"]["segmentation"]
+    cls = _row("phyjoint", 0.8, f1=0.6)["metrics"]["classification"]
+    m = _scanner_metrics({"n_cases": 10, "segmentation": seg, "classification": cls})
+    assert (m["auc_malignant"], m["sensitivity"]) == (0.95, 0.75)
+    old = _scanner_metrics({"n_cases": 10, "segmentation": seg,  # an evaluation made before these metrics
+                            "classification": {"f1_macro": _entry(0.6, 0.5, 0.7), "auc_macro": _entry(0.9, 0.8, 1)}})
+    assert old["auc_malignant"] is None and old["f1_macro"] == 0.6
+    stock = _scanner_metrics({"n_cases": 10, "segmentation": seg, "classification": None})
+    assert stock["sensitivity"] is None
+    assert {"auc_malignant", "sensitivity", "specificity"} <= set(MEAN_KEYS)
+    assert _mean([m["auc_malignant"], old["auc_malignant"]]) is None  # a mean needs every held-out scanner
 
 
 def test_benchmark_cli_rejects_bad_epochs(tmp_path, nnunet_env):
@@ -712,11 +733,26 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
         c = row["costs"]
         assert c["params"] > 1e4 and c["macs"] > 1e5 and c["checkpoint_mb"] > 0.01
         assert c["epochs_trained"] == [1, 1, 1, 1] and c["train_seconds"] > 0 and c["inference_ms"] > 0
+        # total time per fold: preprocessing (from the benchmark's preprocess log), trainer run, final validation
+        t = c["time"]
+        assert "progress bar" in t["preprocessing"]["source"] and t["preprocessing"]["seconds"] > 0
+        for fold in t["folds"].values():
+            assert fold["trainer_seconds"] >= fold["train_seconds"] > 0 and fold["final_validation_seconds"] > 0
+            assert fold["total_seconds"] > fold["trainer_seconds"] + fold["final_validation_seconds"]
+        assert t["mean_total_seconds"] > c["train_seconds"] / 4
+    assert {f["style_fit"]["status"] for f in nnunet["costs"]["time"]["folds"].values()} == {"not used"}
+    # each fold's decoder was fitted in its training run (the log names it, record.json holds the seconds)
+    for f in phyjoint["costs"]["time"]["folds"].values():
+        assert f["style_fit"]["status"] == "fitted in this run" and f["style_fit"]["seconds"] > 0
+    assert phyjoint["costs"]["time"]["preprocessing"]["data_identifier"] == "PhyJointPlans_2d"
+    assert "benign" in phyjoint["metrics"]["classification"]["support"]
+    assert "sensitivity" in phyjoint["metrics"]["classification"]
     assert nnunet["metrics"]["classification"] is None
     f1 = phyjoint["metrics"]["classification"]["f1_macro"]
     assert 0.0 <= f1["value"] <= 1.0
     table = (out / "table1.md").read_text()
     assert "| `nnunet` |" in table and "segmentation only" in table
+    assert "Total min/fold" in table and "`phyjoint`, min per fold: preprocessing" in table
     with Image.open(out / "fig3_arms.png") as im:
         assert im.size[0] > 300
     assert len(list((out / "cv" / "phyjoint").glob("*.png"))) == 32

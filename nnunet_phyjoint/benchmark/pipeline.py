@@ -55,7 +55,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_learning_curves
     from nnunet_phyjoint.benchmark.table import (
         POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, markdown_table, postprocessed_table, render_report,
-        test_set_table, ungated_table,
+        test_set_table, time_notes, ungated_table,
     )
     from nnunet_phyjoint.atomic_io import atomic_write_text
     from nnunet_phyjoint.evaluation.io import write_json
@@ -106,7 +106,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         metrics = evaluate_predictions(gt, out / "cv" / arm.name, raw, out / "eval" / arm.name, cfg.n_bootstrap)
         costs = arm_costs(dataset_name, plans, arm.trainer(budget), folder, cfg.folds, arm.export_bits,
                           out / "export" / arm.name, device, cfg.n_speed_images,
-                          timing_cache=out / "timing" / f"{arm.name}.json")
+                          timing_cache=out / "timing" / f"{arm.name}.json", log_dirs=[log_dir])
         rows.append({"arm": arm.name, "trainer": arm.trainer(budget), "plans": plans,
                      "description": arm.description, "model_folder": str(folder),
                      "metrics": _metric_summary(metrics),
@@ -152,6 +152,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     notes = [f"`{name}` skipped: {reason}" for name, reason in skipped]
     notes += [f"`{r['arm']}`: stock nnU-Net has no diagnosis head, so F1 and AUC are {chr(8212)} (segmentation only)"
               for r in rows if r["metrics"].get("classification") is None]
+    notes += time_notes(rows)
     wall = time.perf_counter() - started
     wanted = {f"{r['arm']}/{f}": r["trainer"] for r in rows for f in cfg.folds}  # runs.json may hold other budgets
     trained = sum(rec.get("seconds") or 0 for k, rec in runs.items() if wanted.get(k) == rec.get("trainer"))

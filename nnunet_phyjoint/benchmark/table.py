@@ -15,6 +15,10 @@ METRIC_COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("HD95 px", ("segmentation", "hd95_px"), 1),
     ("F1 macro", ("classification", "f1_macro"), 3),
     ("AUC macro", ("classification", "auc_macro"), 3),
+    # benign vs malignant (malignant = positive), at the predicted class (argmax); see evaluation.classification_metrics
+    ("AUC malignant", ("classification", "auc_malignant"), 3),
+    ("Sensitivity", ("classification", "sensitivity"), 3),
+    ("Specificity", ("classification", "specificity"), 3),
 )
 
 
@@ -60,8 +64,24 @@ def mask_cells(metrics: Mapping[str, Any] | None) -> list[str]:
 MASK_COLUMNS = ("Area pred/true (median)", "Empty mask on normal")
 
 
+UNKNOWN = "?"
+
+
+def total_minutes_cell(costs: Mapping[str, Any] | None) -> str:
+    """Mean total minutes per fold (:func:`~.costs.time_per_fold`): ``"—"`` for results written before it
+    existed, ``"?"`` when a component is unknown, ``"≥ x"`` when the preprocessing time is a lower bound."""
+    time = (costs or {}).get("time")
+    if not time:
+        return DASH
+    total = time.get("mean_total_seconds")
+    if _missing(total):
+        return UNKNOWN
+    prefix = "≥ " if (time.get("preprocessing") or {}).get("lower_bound") else ""
+    return f"{prefix}{total / 60:.1f}"
+
+
 def cost_cells(costs: Mapping[str, Any] | None) -> list[str]:
-    """Params (M), MACs (G), size (MB), train time (min), epochs, inference ms/img."""
+    """Params (M), MACs (G), size (MB), train time (min), total min/fold, epochs, inference ms/img."""
     c = costs or {}
     size = _num(c.get("checkpoint_mb"), ".2f")
     if c.get("packed_mb") is not None:
@@ -72,12 +92,72 @@ def cost_cells(costs: Mapping[str, Any] | None) -> list[str]:
         _num(c.get("macs") and c["macs"] / 1e9, ".2f"),
         size,
         _num(c.get("train_seconds") and c["train_seconds"] / 60, ".1f"),
+        total_minutes_cell(c),
         DASH if not epochs else "/".join(str(e) for e in epochs),
         _num(c.get("inference_ms"), ".1f"),
     ]
 
 
-COST_COLUMNS = ("Params M", "MACs G", "Size MB", "Train min (all folds)", "Epochs/fold", "Inference ms/img")
+COST_COLUMNS = ("Params M", "MACs G", "Size MB", "Train min (all folds)", "Total min/fold", "Epochs/fold",
+                "Inference ms/img")
+
+TOTAL_TIME_NOTE = (
+    "Total min/fold (mean over folds; Train min counts only nnU-Net's logged epoch durations): the wall-clock "
+    "time one fold of the arm costs = its share of the preprocessing (`phyjoint preprocess` / "
+    "`nnUNetv2_preprocess`, run once per preprocessed data and shared by every arm on that data: counted in full "
+    "for each of them, divided over the {n_folds} folds) + the `nnUNetv2_train` run(s) from the trainer's first "
+    "log line to 'Training done.' (start-up, a style-decoder fit made in that run, the epochs, checkpoints; "
+    "resumed runs added up) + the final validation (nnU-Net's `perform_actual_validation`: validation masks, "
+    "and for PhyJoint the diagnoses and the gating) + the recorded fit time of a style decoder fitted before "
+    "the run and reused from the cache. Not included: Python start-up before the trainer's log opens, "
+    "planning, evaluation and the inference timing. ? = a component could not be found (see `costs.time` in "
+    "table1.json); ≥ = the preprocessing time is a lower bound (from the preprocessed files' write times).")
+
+
+def _mean_or_none(values: Sequence[Any]) -> float | None:
+    return None if not values or any(_missing(v) for v in values) else sum(values) / len(values)
+
+
+def _minutes(seconds: Any) -> str:
+    return UNKNOWN if _missing(seconds) else f"{seconds / 60:.1f}"
+
+
+def time_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Footnotes of the Total min/fold column: what it includes, each arm's parts, who shares a preprocessing."""
+    timed = [r for r in rows if (r.get("costs") or {}).get("time")]
+    if not timed:
+        return []
+    n_folds = len(timed[0]["costs"]["time"]["folds"])
+    notes = [TOTAL_TIME_NOTE.format(n_folds=n_folds)]
+    shared: dict[str, list[str]] = {}
+    for row in timed:
+        pre = row["costs"]["time"].get("preprocessing") or {}
+        shared.setdefault(pre.get("data_identifier") or "?", []).append(row["arm"])
+    for row in timed:
+        t = row["costs"]["time"]
+        folds = list(t["folds"].values())
+        pre = t.get("preprocessing") or {}
+        others = [a for a in shared.get(pre.get("data_identifier") or "?", []) if a != row["arm"]]
+        pre_text = (f"preprocessing {_minutes(_mean_or_none([f.get('preprocessing_share_seconds') for f in folds]))}"
+                    f" (`{pre.get('data_identifier') or '?'}`: {_minutes(pre.get('seconds'))} min in all, "
+                    f"{pre.get('source') or 'not found'}"
+                    + (f"; shared with {', '.join(f'`{a}`' for a in others)}" if others else "") + ")")
+        statuses = sorted({str((f.get("style_fit") or {}).get("status")) for f in folds})
+        fit = _mean_or_none([(f.get("style_fit") or {}).get("seconds") for f in folds])
+        if statuses == ["not used"]:
+            fit_text = "no style shift"
+        elif "None" in statuses:
+            fit_text = "style-decoder fit unknown"
+        else:
+            where = {"fitted in this run": "in the trainer run", "cached": "cached: fitted before, reused, added"}
+            fit_text = f"style-decoder fit {_minutes(fit)} ({'; '.join(where.get(s, s) for s in statuses)})"
+        trainer = _mean_or_none([f.get("trainer_seconds") for f in folds])
+        epochs = _mean_or_none([f.get("train_seconds") for f in folds])
+        validation = _mean_or_none([f.get("final_validation_seconds") for f in folds])
+        notes.append(f"`{row['arm']}`, min per fold: {pre_text} + trainer run {_minutes(trainer)} (epochs "
+                     f"{_minutes(epochs)}; {fit_text}) + final validation {_minutes(validation)} = "
+                     f"{total_minutes_cell(row['costs'])}")
+    return notes
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
