@@ -50,8 +50,8 @@ export PHYJOINT_STYLE_FIT_STEPS=5 PHYJOINT_ALLOW_RANDOM_VGG=1  # no ImageNet VGG
 step "simulate, convert, plan, preprocess (16 images, 64x64)"
 logged simulate phyjoint simulate "$WORK/sim" --n 16 --scanners 2 --size 64 64 --seed 3
 logged convert phyjoint convert precise "$WORK/sim" -d 987 --name WheelSmoke
-logged plan phyjoint plan -d 987 --encoder mobilenetv3_small_050 --size 64 --batch-size 4 --encoder-weights none -np 1
-logged preprocess nnUNetv2_preprocess -d 987 -plans_name PhyJointPlans -c 2d -np 1
+logged plan phyjoint plan -d 987 --encoder mobilenetv3_small_050 --size 64 --batch-size 4 --encoder-weights none --scaling letterbox -np 1
+logged preprocess phyjoint preprocess -d 987 -plans_name PhyJointPlans -np 1
 
 step "nnUNetv2_train 987 2d 0 -tr PhyJointTrainer_1epoch"
 logged train nnUNetv2_train 987 2d 0 -tr PhyJointTrainer_1epoch -p PhyJointPlans -device cpu

@@ -1,6 +1,6 @@
 """The main job end to end on the built-in simulated data, through nnU-Net's own commands.
 
-simulate (train + independent test set) -> convert -> plan + split -> nnUNetv2_preprocess ->
+simulate (train + independent test set) -> convert -> plan + split -> phyjoint preprocess ->
 nnUNetv2_train PhyJointTrainer -> phyjoint predict (masks + diagnosis) on the test set ->
 phyjoint evaluate -> result table.
 """
@@ -108,8 +108,8 @@ def run_demo(cfg: DemoConfig) -> dict:
                   batch_size=cfg.batch_size, encoder_weights=cfg.encoder_weights)
     print(describe_plans(plans))
     print(weight_sources(cfg.encoder, cfg.encoder_weights))
-    _step(cfg, "preprocess", _run, ["nnUNetv2_preprocess", "-d", str(TRAIN_ID), "-plans_name", "PhyJointPlans",
-                                    "-c", "2d", "-np", "2"])
+    _step(cfg, "preprocess", _run, ["phyjoint", "preprocess", "-d", str(TRAIN_ID), "-plans_name", "PhyJointPlans",
+                                    "-np", "2"])
     _step(cfg, "train", _run, ["nnUNetv2_train", str(TRAIN_ID), "2d", str(cfg.fold), "-tr", cfg.trainer,
                                "-p", "PhyJointPlans", "-device", cfg.device])
     pred = cfg.workdir / "predictions_test"
