@@ -304,7 +304,12 @@ def _write_figures(fig_dir: Path, metrics, cls_data, per_case, gts, preds, image
         picks = (("best", lesion_rows[-1]), ("median", lesion_rows[len(lesion_rows) // 2]), ("worst", lesion_rows[0]))
         for title, row in picks:
             cid = row["case_id"]
-            panels.append((f"{title} DSC {row['dsc']:.3f}", cid, _find_image(images_dir, cid), gts[cid], preds[cid]))
+            caption = f"{title} DSC {row['dsc']:.3f}"
+            if row.get("predicted_class"):  # the diagnosis beside the mask
+                called = row["predicted_class"]
+                caption += (f"\n{row.get('gt_class') or 'class unknown'}, called {called} "
+                            f"(p {row.get(f'prob_{called}', float('nan')):.2f})")
+            panels.append((caption, cid, _find_image(images_dir, cid), gts[cid], preds[cid]))
     files.append(figs.plot_overlays(panels, fig_dir / "overlays_best_median_worst.png"))
     cls = metrics["classification"]
     if cls is not None:
