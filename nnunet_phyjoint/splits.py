@@ -123,17 +123,25 @@ def make_splits(
     return splits
 
 
-def leave_one_scanner_out_splits(dataset_json: Mapping[str, Any] | str | Path) -> list[Split]:
+def leave_one_scanner_out_splits(dataset_json: Mapping[str, Any] | str | Path, min_cases: int = 1) -> list[Split]:
     """One split per scanner: ``val`` = all its cases, ``train`` = every case not sharing a group with them.
+
+    A scanner with fewer than ``min_cases`` images is never held out (too few to score); its images stay in
+    every split's training set.
 
     Each split also carries ``"held_out_scanner"``. nnU-Net's trainer reads only
     ``splits[fold]['train']`` and ``['val']`` (nnunetv2 2.8.1 ``nnUNetTrainer.do_split``), so the
     extra key is harmless in splits_final.json.
     """
     metadata = _metadata(dataset_json)
-    scanners = sorted({m.scanner for m in metadata.values()})
-    if len(scanners) < 2:
-        raise ValueError(f"leave-one-scanner-out needs at least two scanners, found {scanners}")
+    counts: dict[str, int] = {}
+    for m in metadata.values():
+        counts[m.scanner] = counts.get(m.scanner, 0) + 1
+    if len(counts) < 2:
+        raise ValueError(f"leave-one-scanner-out needs at least two scanners, found {sorted(counts)}")
+    scanners = sorted(s for s, n in counts.items() if n >= min_cases)
+    if not scanners:
+        raise ValueError(f"no scanner has {min_cases} or more images to hold out: {counts}")
     groups = case_groups(metadata)
     splits = []
     for scanner in scanners:
@@ -199,6 +207,7 @@ def write_splits(
     overwrite: bool = False,
     *,
     leave_one_scanner_out: bool = False,
+    loso_min_cases: int = 1,
 ) -> Path:
     """Write ``$nnUNet_preprocessed/DatasetXXX_NAME/splits_final.json`` and return its path.
 
@@ -216,7 +225,8 @@ def write_splits(
             f"{raw_folder / 'dataset.json'}: metadata and imagesTr disagree "
             f"(metadata only: {only_meta[:5]}, images only: {only_disk[:5]})"
         )
-    splits = leave_one_scanner_out_splits(metadata) if leave_one_scanner_out else make_splits(metadata, n_folds, seed)
+    splits = (leave_one_scanner_out_splits(metadata, loso_min_cases) if leave_one_scanner_out
+              else make_splits(metadata, n_folds, seed))
     path = preprocessed_dir() / name / "splits_final.json"
     if path.exists():
         try:

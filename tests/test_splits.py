@@ -193,3 +193,17 @@ def test_split_command(nnunet_env, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert cli_main(["split", "-d", "778"]) == 1
     assert "Dataset778" in capsys.readouterr().err
+
+
+def test_leave_one_scanner_out_keeps_small_scanners_in_training():
+    dj = _dataset_json()
+    cases = dj["phyjoint"]["cases"]
+    counts = {s: sum(v["scanner"] == s for v in cases.values()) for s in ("S0", "S1", "S2")}
+    smallest = min(counts, key=counts.get)
+    splits = leave_one_scanner_out_splits(dj, min_cases=counts[smallest] + 1)
+    held = [s["held_out_scanner"] for s in splits]
+    assert smallest not in held and len(held) == 2
+    for s in splits:  # the small scanner's images train every fold (bar patients shared with the held-out one)
+        assert smallest in {cases[c]["scanner"] for c in s["train"]}
+    with pytest.raises(ValueError, match="no scanner has"):
+        leave_one_scanner_out_splits(dj, min_cases=10**6)

@@ -116,14 +116,16 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
     out = Path(cfg.out) / "loso"
     log_dir = out / "logs"
     # the LOSO splits go in first, so that planning does not write its 4-fold default
-    write_splits(name, leave_one_scanner_out=True, overwrite=True)
+    write_splits(name, leave_one_scanner_out=True, overwrite=True, loso_min_cases=cfg.loso_min_cases)
     prepare(cfg, name, arms, log_dir)
-    write_splits(name, leave_one_scanner_out=True, overwrite=True)
+    write_splits(name, leave_one_scanner_out=True, overwrite=True, loso_min_cases=cfg.loso_min_cases)
     raw = raw_dir() / name
-    splits = leave_one_scanner_out_splits(raw / "dataset.json")
+    splits = leave_one_scanner_out_splits(raw / "dataset.json", cfg.loso_min_cases)
     scanners = [s["held_out_scanner"] for s in splits]
     folds = list(range(len(splits)))
-    print(f"[loso] {len(folds)} folds, held-out scanners {scanners}", flush=True)
+    print(f"[loso] {len(folds)} folds, held-out scanners {scanners}"
+          + (f" (scanners with fewer than {cfg.loso_min_cases} images stay in training)" if cfg.loso_min_cases > 1
+             else ""), flush=True)
     runs = train_all(cfg, name, arms, folds, log_dir, out / "runs.json")
 
     rows = []

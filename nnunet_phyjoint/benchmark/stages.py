@@ -42,6 +42,7 @@ class BenchmarkConfig:
     n_speed_images: int = 4
     leave_one_scanner_out: bool = False
     loso_dataset_id: int | None = None
+    loso_min_cases: int = 1  # scanners with fewer images are never held out (they stay in training)
     minutes_per_fold: int | None = None  # equal wall-clock budget instead of equal epochs
     postprocessing: bool = True  # also score each arm after nnU-Net's own determine_postprocessing
     test_dataset: str | None = None  # independent test set (raw dataset id/name) scored by each arm's fold ensemble

@@ -47,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
         n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
-        loso_dataset_id=args.loso_dataset_id, postprocessing=not args.no_postprocessing,
+        loso_dataset_id=args.loso_dataset_id, loso_min_cases=args.loso_min_cases,
+        postprocessing=not args.no_postprocessing,
         test_dataset=args.test_dataset, repeat=args.repeat, jobs=args.jobs, scaling=args.scaling)
     try:
         run_benchmark(cfg)
@@ -96,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     p.add_argument("--leave-one-scanner-out", action="store_true",
                    help="scanner-shift protocol: one fold per held-out scanner, on a copy of the dataset")
+    p.add_argument("--loso-min-cases", type=int, default=1, metavar="N",
+                   help="--leave-one-scanner-out holds out only scanners with at least N images; the others stay in "
+                        "every training set (default 1: every scanner is held out once)")
     p.add_argument("--loso-dataset-id", type=int, default=None,
                    help="dataset id of that copy (default: ID + 100, or ID - 100 above 899)")
     p.add_argument("-p", "--plans", default="PhyJointPlans", help="PhyJoint plans name (default PhyJointPlans)")
