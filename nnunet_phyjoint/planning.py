@@ -10,7 +10,7 @@ are resampled back to the original image size by nnU-Net as usual.
 
 We cannot register a planner class with nnU-Net (planners are only looked up inside nnunetv2),
 so we run the stock ``ExperimentPlanner`` under our plans name and rewrite its ``2d`` entry.
-The stock ``nnUNetv2_preprocess -plans_name PhyJointPlans -c 2d`` then does the rest.
+``phyjoint preprocess`` (nnU-Net's preprocessing, letterboxing when the plans ask for it) then does the rest.
 """
 from __future__ import annotations
 

@@ -65,8 +65,10 @@ def pipeline(tmp_path_factory):
     run(["phyjoint", "simulate", str(root / "src"), "--n", "32", "--scanners", "2", "--size", "64", "64",
          "--seed", "3"], env=env)
     run(["phyjoint", "convert", "precise", str(root / "src"), "-d", DS, "--name", "E2E"], env=env)
+    # single-spacing: what nnU-Net's own preprocess and predict do, so that nnUNetv2_predict and phyjoint
+    # predict can be compared mask for mask (the letterbox default: tests/test_input_scaling.py)
     run(["phyjoint", "plan", "-d", DS, "--encoder", ENCODER, "--size", "64", "--batch-size", "4",
-         "--encoder-weights", "none", "-np", "1"], env=env)
+         "--encoder-weights", "none", "--scaling", "single-spacing", "-np", "1"], env=env)
     run(["nnUNetv2_preprocess", "-d", DS, "-plans_name", "PhyJointPlans", "-c", "2d", "-np", "1"], env=env)
 
     results = root / "nnUNet_results" / "Dataset990_E2E" / f"{TRAINER}__PhyJointPlans__2d"

@@ -18,10 +18,9 @@ STEPS = 60
 
 
 def _tiny_preprocessed_dataset(root, nnunet_env) -> str:
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess
-
     from dataset_conversion.precise import convert_precise
     from nnunet_phyjoint.planning import plan_dataset
+    from nnunet_phyjoint.preprocessing import preprocess
     from nnunet_phyjoint.simulator import simulate_dataset
 
     simulate_dataset(root / "src", n=N_IMAGES + 4, scanners=2, seed=7, size=(SIZE, SIZE))
@@ -29,7 +28,7 @@ def _tiny_preprocessed_dataset(root, nnunet_env) -> str:
     # the same plans a user gets, minus the ImageNet download (this test must not depend on the network)
     plan_dataset(991, encoder="efficientnet_lite0", size=SIZE, batch_size=N_IMAGES, encoder_weights="none",
                  num_processes=1)
-    preprocess([991], plans_identifier="PhyJointPlans", configurations=("2d",), num_processes=(1,), verbose=False)
+    preprocess(991, "PhyJointPlans", num_processes=1)
     return ds.name
 
 

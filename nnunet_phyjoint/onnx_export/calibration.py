@@ -29,7 +29,7 @@ def preprocessed_folder(plans: dict, configuration: str, root: str | Path | None
     folder = Path(root) / identifier
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} not found: INT8 calibration needs nnU-Net's preprocessed training data "
-                                f"(nnUNetv2_preprocess -d {plans['dataset_name']} -plans_name {plans['plans_name']} "
+                                f"(phyjoint preprocess -d {plans['dataset_name']} -plans_name {plans['plans_name']} "
                                 f"-c {configuration}, or pass --calibration-data FOLDER)")
     return folder
 
