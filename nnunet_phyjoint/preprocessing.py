@@ -15,6 +15,7 @@ data preprocessed that way for letterbox plans.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from nnunetv2.preprocessing.cropping.cropping import create_nonzero_mask
@@ -87,11 +88,15 @@ def preprocess(dataset_id: int | str, plans_name: str, configuration: str = "2d"
         raise FileNotFoundError(f"{plans_file} not found (run `phyjoint plan -d {dataset_id}` first)")
     manager = with_plans_preprocessor(PlansManager(str(plans_file)).get_configuration(configuration))
     preprocessor: Any = manager.preprocessor_class(verbose=verbose)
+    # nnU-Net's bar redraws one line with carriage returns: only on a terminal (a log gets the two lines below)
+    preprocessor.show_progress_bar = sys.stderr.isatty()
     scaling = scaling_of(manager.configuration)
     print(f"preprocessing {dataset_name} with {plans_name} ({configuration}, input scaling: {scaling}, "
-          f"{type(preprocessor).__name__})", flush=True)
+          f"{type(preprocessor).__name__}, {num_processes} process(es))", flush=True)
+    start = time.perf_counter()
     preprocessor.run(dataset_name, configuration, plans_name, num_processes=num_processes)
-    sys.stdout.flush()
+    print(f"preprocessed {dataset_name} ({plans_name}, {configuration}) in {time.perf_counter() - start:.1f} s",
+          flush=True)
     return scaling
 
 

@@ -175,3 +175,17 @@ def test_table_column_and_notes_name_the_parts_and_the_shared_preprocessing():
     assert "shared with `phyjoint`, `physAll`" in notes[1] and "no style shift" in notes[1]
     assert "style-decoder fit 4.0 (cached: fitted before, reused, added)" in notes[2] and notes[2].endswith("= 16.0")
     assert time_notes([{"arm": "old", "costs": {"train_seconds": 5.0}}]) == []
+
+
+def test_preprocessing_time_from_phyjoint_preprocess_closing_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
+    data = tmp_path / "pre" / "Dataset900_X"
+    data.mkdir(parents=True)
+    _plans(data, "PhyJointPlans", "PhyJointPlans_2d")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "preprocess_PhyJointPlans.log").write_text(
+        "preprocessing Dataset900_X with PhyJointPlans (2d, input scaling: letterbox, LetterboxPreprocessor, 1 "
+        "process(es))\npreprocessed Dataset900_X (PhyJointPlans, 2d) in 67.4 s\n")
+    p = preprocessing_time("Dataset900_X", "PhyJointPlans", [logs])
+    assert p["seconds"] == 67.4 and "closing line" in p["source"]

@@ -226,6 +226,10 @@ def _elapsed_of_last_complete_bar(text: str) -> float | None:
     return None if best is None else float(best)
 
 
+#: ``phyjoint preprocess`` ends with "preprocessed DatasetXXX (plans, 2d) in N s" (no bar outside a terminal)
+PREPROCESSED_LINE = re.compile(r"^preprocessed \S+ \(.*\) in ([0-9.]+) s$", re.MULTILINE)
+
+
 def preprocessing_time(dataset_name: str, plans: str, log_dirs: Sequence[Path] = ()) -> dict[str, Any]:
     """Seconds of the preprocessing (``phyjoint preprocess`` / ``nnUNetv2_preprocess``) of the data ``plans`` trains on.
 
@@ -254,7 +258,12 @@ def preprocessing_time(dataset_name: str, plans: str, log_dirs: Sequence[Path] =
         for log in logs:
             if identifier_of(log.stem[len("preprocess_"):]) != identifier:
                 continue
-            seconds = _elapsed_of_last_complete_bar(log.read_text(errors="replace"))
+            text = log.read_text(errors="replace")
+            timed = PREPROCESSED_LINE.findall(text)  # phyjoint preprocess's closing line
+            if timed:
+                return {"seconds": float(timed[-1]), "data_identifier": identifier,
+                        "source": f"{log.name}: phyjoint preprocess's closing line"}
+            seconds = _elapsed_of_last_complete_bar(text)
             if seconds is not None:
                 return {"seconds": seconds, "data_identifier": identifier,
                         "source": f"{log.name}: the finished case loop's progress bar"}
