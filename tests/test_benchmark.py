@@ -735,7 +735,9 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
         assert c["epochs_trained"] == [1, 1, 1, 1] and c["train_seconds"] > 0 and c["inference_ms"] > 0
         # total time per fold: preprocessing (from the benchmark's preprocess log), trainer run, final validation
         t = c["time"]
-        assert "progress bar" in t["preprocessing"]["source"] and t["preprocessing"]["seconds"] > 0
+        # nnUNetv2_preprocess (stock plans) leaves its progress bar in the log, phyjoint preprocess a closing line
+        expected_source = "progress bar" if row["arm"] == "nnunet" else "phyjoint preprocess's closing line"
+        assert expected_source in t["preprocessing"]["source"] and t["preprocessing"]["seconds"] > 0
         for fold in t["folds"].values():
             assert fold["trainer_seconds"] >= fold["train_seconds"] > 0 and fold["final_validation_seconds"] > 0
             assert fold["total_seconds"] > fold["trainer_seconds"] + fold["final_validation_seconds"]
