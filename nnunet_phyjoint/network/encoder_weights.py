@@ -22,7 +22,8 @@ from torch import nn
 
 from nnunet_phyjoint.downloads import download_blocked
 from nnunet_phyjoint.network.encoder_state import (
-    find_cached_pretrained_weights, load_encoder_state, load_encoder_weights, pretrained_cfg, read_state_dict,
+    _HF_WEIGHT_FILES, find_cached_pretrained_weights, load_encoder_state, load_encoder_weights, pretrained_cfg,
+    read_state_dict,
 )
 from nnunet_phyjoint import registry_packages
 from nnunet_phyjoint.registry_packages import LITE0, describe
@@ -35,7 +36,6 @@ from nnunet_phyjoint.weight_resolution import (
 logger = logging.getLogger("nnunet_phyjoint.network.encoder")
 
 HF_ENDPOINT = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-_HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the order timm's HF loader tries
 # encoders whose ImageNet weights an offline registry package carries
 PACKAGE_ENCODERS = {"efficientnet_lite0": LITE0}
 # timm architectures without weights whose TF-padding twin has them
