@@ -112,6 +112,9 @@ def test_final_validation_writes_summary_json_last(tmp_path, monkeypatch):
     monkeypatch.setattr(nnUNetTrainer, "perform_actual_validation", nnunet_validation)
     monkeypatch.setattr(PhyJointTrainer, "_write_validation_classification", classification)
     monkeypatch.setattr(PhyJointTrainer, "_gate_validation_masks", gating)
+    training_labels = [0, 1, 2]  # the training fold has normal images: gating applies
+    monkeypatch.setattr(PhyJointTrainer, "_training_labels", lambda self: training_labels)
+    monkeypatch.setattr(PhyJointTrainer, "print_to_log_file", lambda self, *a, **k: seen.append(("log", a[0])))
     trainer = object.__new__(PhyJointTrainer)
     trainer.local_rank, trainer.output_folder, trainer.gate_normal_masks = 0, str(tmp_path), True
     trainer.perform_actual_validation()
@@ -127,5 +130,15 @@ def test_final_validation_writes_summary_json_last(tmp_path, monkeypatch):
     trainer.gate_normal_masks = False
     trainer.perform_actual_validation()
     assert seen == [("classification", False)]
+    assert json.loads((validation / "summary.json").read_text()) == {"nnU-Net": "raw masks"}
+    assert sorted(p.name for p in validation.iterdir()) == ["summary.json"]
+
+    # a training fold without normal images (BUS-BRA): no gating, said in the log, nnU-Net's summary kept
+    shutil.rmtree(validation)
+    seen.clear()
+    trainer.gate_normal_masks, training_labels[:] = True, [1, 2, 2]
+    trainer.perform_actual_validation()
+    assert seen[0] == ("classification", False) and len(seen) == 2
+    assert seen[1][0] == "log" and "diagnosis gating off" in seen[1][1]
     assert json.loads((validation / "summary.json").read_text()) == {"nnU-Net": "raw masks"}
     assert sorted(p.name for p in validation.iterdir()) == ["summary.json"]
