@@ -14,6 +14,7 @@ data preprocessed that way for letterbox plans.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -95,9 +96,33 @@ def preprocess(dataset_id: int | str, plans_name: str, configuration: str = "2d"
           f"{type(preprocessor).__name__}, {num_processes} process(es))", flush=True)
     start = time.perf_counter()
     preprocessor.run(dataset_name, configuration, plans_name, num_processes=num_processes)
+    copy_ground_truth(dataset_name)
     print(f"preprocessed {dataset_name} ({plans_name}, {configuration}) in {time.perf_counter() - start:.1f} s",
           flush=True)
     return scaling
+
+
+def copy_ground_truth(dataset_name: str) -> None:
+    """``gt_segmentations/`` beside the preprocessed data, as ``nnUNetv2_preprocess`` leaves it.
+
+    nnU-Net's final validation scores against these copies (so that it works where only the preprocessed
+    data is at hand); a label is copied when missing or older than the raw one.
+    """
+    import json
+    import shutil
+
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    from nnunet_phyjoint.paths import preprocessed_dir, raw_dir
+
+    raw = raw_dir() / dataset_name
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    target = preprocessed_dir() / dataset_name / "gt_segmentations"
+    target.mkdir(parents=True, exist_ok=True)
+    for case, files in get_filenames_of_train_images_and_targets(str(raw), dataset_json).items():
+        copy = target / f"{case}{dataset_json['file_ending']}"
+        if not copy.is_file() or copy.stat().st_mtime < os.path.getmtime(files["label"]):
+            shutil.copy2(files["label"], copy)
 
 
 def check_preprocessed_scaling(configuration: dict, dataset) -> None:

@@ -120,6 +120,8 @@ def test_bus_bra_letterbox_preprocess_train_and_predict(tmp_path, bus_bra_env):
     data = Path(env["nnUNet_preprocessed"]) / "Dataset977_BUSBRA" / "PhyJointPlans_2d"
     cases = sorted(p.stem for p in data.glob("*.pkl"))
     assert len(cases) == 16
+    # nnU-Net's final validation scores against these copies (nnUNetv2_preprocess makes them too)
+    assert sorted(p.stem for p in (data.parent / "gt_segmentations").glob("*.png")) == cases
     import blosc2
 
     for case in cases:
