@@ -807,3 +807,20 @@ def test_inference_timing_cache_is_reused_only_for_the_same_checkpoint_device_an
         assert _cached_timing(cache, {**key, **change}) is None  # retrained or measured differently: time again
     cache.write_text("{not json")
     assert _cached_timing(cache, key) is None
+
+
+def test_stock_one_pass_trainers_checkpoint_every_epoch_so_a_resume_loses_at_most_one(monkeypatch):
+    """nnU-Net's default ``save_every`` of 50 would make ``--c`` restart a 5-epoch stock arm from nothing."""
+    import torch
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_phyjoint.training import stock_variants as sv
+
+    def fake_init(self, plans, configuration, fold, dataset_json, device=torch.device("cpu")):
+        self.device, self.save_every, self.num_epochs = device, 50, 1000
+
+    monkeypatch.setattr(nnUNetTrainer, "__init__", fake_init)
+    for cls in (sv.nnUNetTrainer_onePass_5epochs, sv.nnUNetTrainer_onePass_30min):
+        trainer = cls({}, "2d", 0, {}, torch.device("cpu"))
+        assert trainer.save_every == 1, cls.__name__
+    assert sv.nnUNetTrainer_onePass_5epochs({}, "2d", 0, {}, torch.device("cpu")).num_epochs == 5

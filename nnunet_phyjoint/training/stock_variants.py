@@ -41,11 +41,16 @@ class nnUNetTrainer_onePass(nnUNetTrainer):
     """Stock nnU-Net; one epoch = one pass over the training fold, validation = one pass over the validation fold."""
 
     budget_epochs: int | None = None
+    #: nnU-Net saves ``checkpoint_latest.pth`` every 50 epochs; a one-pass epoch of the stock network takes
+    #: ~25 min of one CPU core on BUS-BRA, so a benchmark resumed with ``--c`` across sessions would restart
+    #: from nothing. Saving after every epoch costs seconds and changes nothing about the training.
+    checkpoint_every: int = 1
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         limit_cpu_threads(self.device)
+        self.save_every = int(self.checkpoint_every)
         if self.budget_epochs is not None:
             self.num_epochs = int(self.budget_epochs)
 
