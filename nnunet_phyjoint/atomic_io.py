@@ -10,6 +10,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; put it straight back
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(base: int) -> int:
+    """The mode ``open``/``mkdir`` would give (``base`` less the umask); mkstemp/mkdtemp make 0600/0700."""
+    return base & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
@@ -22,6 +34,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # without this the final file would be private (0600) where a plain write gives 0644 under umask 022
+    os.chmod(tmp_path, default_mode(0o666))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -69,6 +83,7 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(staging, default_mode(0o777))
     try:
         yield staging
         replace_folder(staging, target)

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fold", type=int, default=0, help="fold of splits_final.json whose train cases are used")
     p.add_argument("--layer", default=None, choices=STYLE_LAYERS,
                    help=f"VGG-19 layer of the AdaIN (default {ACCELERATOR_LAYER}, the paper's, on a GPU; {CPU_LAYER} on "
-                        "the CPU, see the README's style-shift ablation)")
+                        "the CPU, see docs/style-shift.md)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"optimisation steps (default {ACCELERATOR_STEPS} on a GPU, {CPU_STEPS} on the CPU)")
     p.add_argument("--batch-size", type=int, default=None,

@@ -19,7 +19,6 @@ exported folder is JSON or safetensors, so :func:`load_exported_network` never u
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nnunet_phyjoint.atomic_io import atomic_folder
+from nnunet_phyjoint.atomic_io import atomic_folder, default_mode
 from nnunet_phyjoint.quantization.packing import pack_weights, tensor_bytes, unpack_weights
 from nnunet_phyjoint.quantization.qat import (
     DEFAULT_LAYER_TYPES,
@@ -284,11 +283,9 @@ def _owned_cpu(value: object, key: str, source: Path) -> torch.Tensor:
 
 def _apply_default_permissions(folder: Path) -> None:
     # mkdtemp (and safetensors) create owner-only entries; an exported model is meant to be shared.
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    folder.chmod(default_mode(0o777))
     for path in folder.rglob("*"):
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+        path.chmod(default_mode(0o777 if path.is_dir() else 0o666))
 
 
 def _read_json(path: Path) -> dict:

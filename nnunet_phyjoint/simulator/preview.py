@@ -1,13 +1,12 @@
 """A grid of example images (rows: class, columns: scanner/source) with lesion contours, from any PRECISE-layout folder."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from nnunet_phyjoint.atomic_io import atomic_path
 from nnunet_phyjoint.simulator.cohort import CODE_CLASSES, PRECISE_NAME
 
 ROW_ORDER = ("normal", "benign", "malignant")
@@ -67,15 +66,9 @@ def save_preview(dataset_dir: Path | str, png_path: Path | str, max_sources: int
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
     fig.tight_layout(pad=0.3)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=png_path.parent, prefix=f".{png_path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, png_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
     return png_path

@@ -1,8 +1,8 @@
 """Defaults of the style-decoder fit, by device (no heavy imports: the command line reads them for its help).
 
 On the CPU a shallower AdaIN layer, fitted in minutes at 128x128; on an accelerator the paper's
-relu4_1 at the configuration's patch size. The numbers behind the CPU choice are the README's
-style-shift ablation. The trainer's ``style_fit_kwargs`` are passed on top of these.
+relu4_1 at the configuration's patch size. The numbers behind the CPU choice are in docs/style-shift.md
+("Why relu3_1 on the CPU"). The trainer's ``style_fit_kwargs`` are passed on top of these.
 """
 from __future__ import annotations
 

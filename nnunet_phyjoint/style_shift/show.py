@@ -1,11 +1,11 @@
 """A content / reference (other scanner) / result grid for a person to judge the style shift."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from nnunet_phyjoint.atomic_io import atomic_path
 
 
 def style_grid(
@@ -64,16 +64,11 @@ def style_grid(
             ax.axis("off")
     fig.suptitle(f"physics style shift, {bank.config.dataset_folder.name if bank.config else ''} fold {fold}", fontsize=10)
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=f".{output.stem}.", dir=output.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, output)
+        with atomic_path(output) as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return output
 
 

@@ -180,7 +180,7 @@ class PhyJointTrainer_demo(PhyJointTrainer):
     """What `phyjoint demo` trains on 2 CPU cores: 20 epochs, patience 10, a short style-decoder fit.
 
     The fit is the CPU default (relu3_1, batch 4 at 128x128) with 100 steps at style weight 5 instead of
-    200 at 10: the README's style-shift ablation row that keeps the demo near 15 minutes.
+    the default's steps at 10 (docs/style-shift.md, "Fit steps"), a shorter fit that keeps the demo near 15 minutes.
     """
 
     max_epochs = 20
