@@ -824,3 +824,43 @@ def test_stock_one_pass_trainers_checkpoint_every_epoch_so_a_resume_loses_at_mos
         trainer = cls({}, "2d", 0, {}, torch.device("cpu"))
         assert trainer.save_every == 1, cls.__name__
     assert sv.nnUNetTrainer_onePass_5epochs({}, "2d", 0, {}, torch.device("cpu")).num_epochs == 5
+
+
+def test_loso_trains_without_early_stopping_since_its_validation_fold_is_the_held_out_scanner(monkeypatch, tmp_path):
+    from nnunet_phyjoint import splits as splits_module
+    from nnunet_phyjoint.benchmark import loso, runner, stages
+    from nnunet_phyjoint.benchmark.arms import known_arms
+    from nnunet_phyjoint.training.early_stopping import PATIENCE_ENV
+
+    seen = []
+
+    def fake_train_fold(dataset, trainer, plans, fold, device, log_dir, label, env_overrides=None):
+        seen.append(dict(env_overrides or {}))
+        return {"status": "trained", "seconds": 1.0}
+
+    class Stop(Exception):
+        pass
+
+    def train_all_then_stop(*args, **kwargs):
+        stages.train_all(*args, **kwargs)
+        raise Stop
+
+    (tmp_path / "raw" / "Dataset801_XLOSO").mkdir(parents=True)
+    monkeypatch.setattr(loso, "loso_dataset", lambda source, target: "Dataset801_XLOSO")
+    monkeypatch.setattr(loso, "raw_dir", lambda: tmp_path / "raw")
+    monkeypatch.setattr(loso, "_with_source_plan_settings", lambda cfg, source: cfg)
+    monkeypatch.setattr(loso, "prepare", lambda *a, **k: None)
+    monkeypatch.setattr(loso, "train_all", train_all_then_stop)
+    monkeypatch.setattr(runner, "train_fold", fake_train_fold)
+    monkeypatch.setattr(splits_module, "write_splits", lambda *a, **k: None)
+    monkeypatch.setattr(splits_module, "leave_one_scanner_out_splits",
+                        lambda *a, **k: [{"held_out_scanner": "A", "train": [], "val": []},
+                                         {"held_out_scanner": "B", "train": [], "val": []}])
+    cfg = stages.BenchmarkConfig(dataset="901", out=tmp_path / "out", epochs=5)
+    with pytest.raises(Stop):
+        loso.run_loso(cfg, "Dataset901_X", [known_arms()["phyjoint"]], [])
+    assert len(seen) == 2 and all(env[PATIENCE_ENV] == "0" for env in seen)
+    # the 4-fold benchmark keeps the trainers' early stopping
+    seen.clear()
+    stages.train_all(cfg, "Dataset901_X", [known_arms()["phyjoint"]], [0], tmp_path, tmp_path / "runs.json")
+    assert len(seen) == 1 and PATIENCE_ENV not in seen[0]

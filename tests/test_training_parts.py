@@ -142,3 +142,15 @@ def test_final_validation_writes_summary_json_last(tmp_path, monkeypatch):
     assert seen[1][0] == "log" and "diagnosis gating off" in seen[1][1]
     assert json.loads((validation / "summary.json").read_text()) == {"nnU-Net": "raw masks"}
     assert sorted(p.name for p in validation.iterdir()) == ["summary.json"]
+
+
+def test_early_stopping_patience_from_the_environment():
+    from nnunet_phyjoint.training.early_stopping import PATIENCE_ENV, patience_from_env
+
+    assert patience_from_env(10, {}) == 10 and patience_from_env(10, {PATIENCE_ENV: " "}) == 10
+    assert patience_from_env(10, {PATIENCE_ENV: "0"}) == 0 and patience_from_env(10, {PATIENCE_ENV: "4"}) == 4
+    for bad in ("-1", "ten", "2.5"):
+        with pytest.raises(ValueError, match=PATIENCE_ENV):
+            patience_from_env(10, {PATIENCE_ENV: bad})
+    # 0 means never stop early, however long the plateau
+    assert not should_stop([0.5] + [0.4] * 50, patience=0)

@@ -136,8 +136,10 @@ def prepare(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], log_dir: P
 
 
 def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: list[int], log_dir: Path,
-              runs_file: Path) -> dict[str, Any]:
+              runs_file: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Every arm x fold through ``nnUNetv2_train`` (done folds skipped); run records kept in ``runs_file``.
+
+    ``env``: extra environment variables for every training run.
 
     With ``cfg.jobs`` > 1 that many run side by side, each with its share of the cores (see
     :mod:`.parallel`); a failed fold does not stop the others, and all failures are raised together
@@ -150,10 +152,11 @@ def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: l
 
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
     items = [(arm, fold) for arm in arms for fold in folds]
-    overrides = job_environment(cfg.jobs)
+    overrides = {**job_environment(cfg.jobs), **(env or {})}
     if cfg.jobs > 1:
         print(f"[benchmark] {cfg.jobs} training jobs side by side, {threads_per_job(cfg.jobs)} CPU thread(s) each "
-              f"({', '.join(f'{k}={v}' for k, v in overrides.items())}); never two of one fold", flush=True)
+              f"({', '.join(f'{k}={v}' for k, v in job_environment(cfg.jobs).items())}); never two of one fold",
+              flush=True)
     lock = threading.Lock()
     start = time.perf_counter()
 

@@ -45,7 +45,7 @@ from torch import autocast
 
 from nnunet_phyjoint.metadata import load_case_metadata
 from nnunet_phyjoint.training.cpu_threads import limit_cpu_threads
-from nnunet_phyjoint.training.early_stopping import is_new_best, should_stop
+from nnunet_phyjoint.training.early_stopping import PATIENCE_ENV, is_new_best, patience_from_env, should_stop
 from nnunet_phyjoint.training.final_validation import (
     diagnosis_metrics as _diagnosis_metrics,  # noqa: F401  (its old name here)
     finish_final_validation, gate_validation_masks, write_validation_classification,
@@ -100,6 +100,7 @@ class PhyJointTrainer(nnUNetTrainer):
         self.num_epochs = self.max_epochs
         self.save_every = self.checkpoint_every
         self.alpha = float(os.environ.get("PHYJOINT_ALPHA", self.loss_alpha))
+        self.early_stopping_patience = patience_from_env(self.early_stopping_patience)
         self.case_metadata = load_case_metadata(dataset_json)
         self.logger.local_logger = PhyJointLocalLogger()
         self.latent_augmentation = None
@@ -215,6 +216,9 @@ class PhyJointTrainer(nnUNetTrainer):
         encoder = getattr(self._bare_network(), "encoder", None)
         if hasattr(encoder, "weights_report"):  # timm/torch log it through logging, which nnU-Net's log misses
             self.print_to_log_file(encoder.weights_report, also_print_to_console=True)
+        if os.environ.get(PATIENCE_ENV, "").strip():
+            self.print_to_log_file(f"early stopping patience {self.early_stopping_patience} from {PATIENCE_ENV}"
+                                   + (" (off)" if self.early_stopping_patience == 0 else ""))
         if self.style_shift_probability > 0:
             self.style_shift = self._build_style_shift()
 
