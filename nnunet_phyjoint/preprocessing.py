@@ -8,9 +8,10 @@ resample, the case's spacing is replaced by the one that letterboxes it; the cas
 that (``phyjoint_scaling``) and the spacing the reader reported, and nnU-Net's export resamples
 predictions back to the original size as for any case.
 
-Stock ``nnUNetv2_preprocess`` / ``nnUNetv2_predict`` on letterbox plans see every image at the plans'
-single target spacing instead (the ``single-spacing`` input: whole image, smaller); the trainer refuses
-data preprocessed that way for letterbox plans.
+``nnUNetv2_predict`` letterboxes too: the PhyJoint trainer's ``build_network_architecture`` hands nnU-Net's
+predictor this preprocessor (:func:`adopt_plans_preprocessor`). Stock ``nnUNetv2_preprocess`` on letterbox
+plans sees every image at the plans' single target spacing instead (the ``single-spacing`` input: whole
+image, smaller); the trainer refuses data preprocessed that way for letterbox plans.
 """
 from __future__ import annotations
 
@@ -70,6 +71,20 @@ def with_plans_preprocessor(configuration_manager: ConfigurationManager | None) 
     if scaling_of(configuration_manager.configuration) == LETTERBOX:
         return LetterboxConfigurationManager(configuration_manager.configuration)
     return configuration_manager
+
+
+def adopt_plans_preprocessor(configuration_manager: ConfigurationManager) -> None:
+    """Make this very ``configuration_manager`` preprocess the way its plans' scaling asks (in place).
+
+    ``nnUNetv2_predict`` (``nnUNetPredictor.initialize_from_trained_model_folder``) builds the network
+    from the configuration manager that later preprocesses the new images, in worker processes that
+    receive it pickled; nnU-Net cannot find our preprocessor by name. The trainer's
+    ``build_network_architecture`` calls this, so that the manager nnU-Net keeps, and every copy of it,
+    letterboxes new images as training did. It changes the class only (no state of its own).
+    """
+    if type(configuration_manager) is ConfigurationManager and \
+            scaling_of(configuration_manager.configuration) == LETTERBOX:
+        configuration_manager.__class__ = LetterboxConfigurationManager
 
 
 def preprocess(dataset_id: int | str, plans_name: str, configuration: str = "2d", num_processes: int = 1,

@@ -4,7 +4,7 @@ The smoke run reads ``../shared/data/bus_bra`` (skipped with a message when abse
 handful of cases (links to the originals, nothing copied), plan with ``--scaling letterbox``,
 ``phyjoint preprocess`` (every case's long side fills the input), the trainer's refusal of data made by
 stock ``nnUNetv2_preprocess`` for letterbox plans, a 1-epoch training with its final validation (no
-normal case in BUS-BRA: the diagnosis gating is off), and ``phyjoint predict`` (masks back at each
+normal case in BUS-BRA: the diagnosis gating is off), ``phyjoint predict`` and ``nnUNetv2_predict`` (masks back at each
 image's original size).
 """
 from __future__ import annotations
@@ -154,9 +154,9 @@ def test_bus_bra_letterbox_preprocess_train_and_predict(tmp_path, bus_bra_env):
     inputs.mkdir()
     for mask in validation[:3]:
         os.symlink(raw / "imagesTr" / f"{mask.stem}_0000.png", inputs / f"{mask.stem}_0000.png")
-    predicted = run(["phyjoint", "predict", "-i", str(inputs), "-o", str(tmp_path / "pred"), "-d", "977", "-c", "2d",
-                     "-tr", "PhyJointTrainer_1epoch", "-p", "PhyJointPlans", "-f", "0", "-device", "cpu",
-                     "-npp", "1", "-nps", "1"], env)
+    model = ["-d", "977", "-c", "2d", "-tr", "PhyJointTrainer_1epoch", "-p", "PhyJointPlans", "-f", "0", "-device", "cpu",
+             "-npp", "1", "-nps", "1", "--save_probabilities"]
+    predicted = run(["phyjoint", "predict", "-i", str(inputs), "-o", str(tmp_path / "pred"), *model], env)
     assert "diagnosis gating off" in predicted.stdout
     for image in sorted(inputs.iterdir()):
         mask = tmp_path / "pred" / image.name.replace("_0000.png", ".png")
@@ -172,3 +172,14 @@ def test_bus_bra_letterbox_preprocess_train_and_predict(tmp_path, bus_bra_env):
     assert len(again) == 3
     for case, p in again.items():
         np.testing.assert_allclose(p, validated[case], atol=1e-4)
+
+    # stock nnUNetv2_predict letterboxes the new images as well (the trainer hands nnU-Net's predictor our
+    # preprocessor): the same segmentation probabilities as phyjoint predict, not those of a smaller input
+    run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "stock_pred"), *model], env)
+    for image in sorted(inputs.iterdir()):
+        case = image.name.replace("_0000.png", "")
+        ours, stock = (np.load(tmp_path / folder / f"{case}.npz")["probabilities"] for folder in ("pred", "stock_pred"))
+        assert stock.shape == ours.shape and stock.shape[-2:] == Image.open(image).size[::-1]
+        np.testing.assert_allclose(stock, ours, atol=1e-4)
+        properties = pickle.loads((tmp_path / "stock_pred" / f"{case}.pkl").read_bytes())
+        assert properties["phyjoint_scaling"] == LETTERBOX

@@ -113,11 +113,15 @@ class PhyJointTrainer(nnUNetTrainer):
                                    enable_deep_supervision: bool = True) -> torch.nn.Module:
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
+        from nnunet_phyjoint.preprocessing import adopt_plans_preprocessor
+
         name = configuration_manager.network_arch_class_name
         if not name.startswith("nnunet_phyjoint."):
             raise RuntimeError(
                 f"PhyJointTrainer needs PhyJoint plans (network {name!r} found). Run `phyjoint plan -d ID` and "
                 "train with -p PhyJointPlans.")
+        # nnUNetv2_predict preprocesses new images with this very manager: letterbox plans need our preprocessor
+        adopt_plans_preprocessor(configuration_manager)
         return get_network_from_plans(name, configuration_manager.network_arch_init_kwargs,
                                       configuration_manager.network_arch_init_kwargs_req_import,
                                       num_input_channels, num_output_channels, allow_init=True,
