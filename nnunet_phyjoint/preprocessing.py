@@ -64,11 +64,16 @@ class LetterboxConfigurationManager(ConfigurationManager):
         return LetterboxPreprocessor
 
 
+def _needs_letterbox_preprocessor(configuration_manager: ConfigurationManager | None) -> bool:
+    """A manager on letterbox plans that does not yet preprocess with :class:`LetterboxPreprocessor`."""
+    return (configuration_manager is not None
+            and not isinstance(configuration_manager, LetterboxConfigurationManager)
+            and scaling_of(configuration_manager.configuration) == LETTERBOX)
+
+
 def with_plans_preprocessor(configuration_manager: ConfigurationManager | None) -> ConfigurationManager | None:
     """``configuration_manager``, made to preprocess new images the way its plans' scaling asks."""
-    if configuration_manager is None or isinstance(configuration_manager, LetterboxConfigurationManager):
-        return configuration_manager
-    if scaling_of(configuration_manager.configuration) == LETTERBOX:
+    if _needs_letterbox_preprocessor(configuration_manager):
         return LetterboxConfigurationManager(configuration_manager.configuration)
     return configuration_manager
 
@@ -82,8 +87,8 @@ def adopt_plans_preprocessor(configuration_manager: ConfigurationManager) -> Non
     ``build_network_architecture`` calls this, so that the manager nnU-Net keeps, and every copy of it,
     letterboxes new images as training did. It changes the class only (no state of its own).
     """
-    if type(configuration_manager) is ConfigurationManager and \
-            scaling_of(configuration_manager.configuration) == LETTERBOX:
+    # only nnU-Net's own class is swapped: another subclass would lose its own behaviour
+    if type(configuration_manager) is ConfigurationManager and _needs_letterbox_preprocessor(configuration_manager):
         configuration_manager.__class__ = LetterboxConfigurationManager
 
 

@@ -152,11 +152,11 @@ def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: l
 
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
     items = [(arm, fold) for arm in arms for fold in folds]
-    overrides = {**job_environment(cfg.jobs), **(env or {})}
+    jobs_env = job_environment(cfg.jobs)
+    overrides = {**jobs_env, **(env or {})}
     if cfg.jobs > 1:
         print(f"[benchmark] {cfg.jobs} training jobs side by side, {threads_per_job(cfg.jobs)} CPU thread(s) each "
-              f"({', '.join(f'{k}={v}' for k, v in job_environment(cfg.jobs).items())}); never two of one fold",
-              flush=True)
+              f"({', '.join(f'{k}={v}' for k, v in jobs_env.items())}); never two of one fold", flush=True)
     lock = threading.Lock()
     start = time.perf_counter()
 

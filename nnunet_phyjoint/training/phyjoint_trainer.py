@@ -220,7 +220,7 @@ class PhyJointTrainer(nnUNetTrainer):
         encoder = getattr(self._bare_network(), "encoder", None)
         if hasattr(encoder, "weights_report"):  # timm/torch log it through logging, which nnU-Net's log misses
             self.print_to_log_file(encoder.weights_report, also_print_to_console=True)
-        if os.environ.get(PATIENCE_ENV, "").strip():
+        if self.early_stopping_patience != type(self).early_stopping_patience:
             self.print_to_log_file(f"early stopping patience {self.early_stopping_patience} from {PATIENCE_ENV}"
                                    + (" (off)" if self.early_stopping_patience == 0 else ""))
         if self.style_shift_probability > 0:
