@@ -21,7 +21,6 @@ from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.benchmark.arms import Arm
 from nnunet_phyjoint.benchmark.stages import BenchmarkConfig, budget_context, machine_info, plans_of, prepare, train_all
 from nnunet_phyjoint.paths import raw_dir
-from nnunet_phyjoint.training.early_stopping import PATIENCE_ENV
 
 COPY_KEY = "benchmark_loso_copy_of"
 BENIGN_MALIGNANT_KEYS = ("auc_malignant", "sensitivity", "specificity")
@@ -127,10 +126,8 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
     print(f"[loso] {len(folds)} folds, held-out scanners {scanners}"
           + (f" (scanners with fewer than {cfg.loso_min_cases} images stay in training)" if cfg.loso_min_cases > 1
              else ""), flush=True)
-    # each fold's validation set is its held-out scanner: early stopping on it would tune on the scanner scored
-    print(f"[loso] early stopping off ({PATIENCE_ENV}=0): the validation fold is the held-out scanner; every arm "
-          "is scored with its last epoch's weights", flush=True)
-    runs = train_all(cfg, name, arms, folds, log_dir, out / "runs.json", env={PATIENCE_ENV: "0"})
+    # train_all turns early stopping off: here it would watch, and tune on, the held-out scanner
+    runs = train_all(cfg, name, arms, folds, log_dir, out / "runs.json")
 
     rows = []
     for arm in arms:

@@ -21,6 +21,12 @@ from nnunet_phyjoint.benchmark.arms import (
 )
 from nnunet_phyjoint.benchmark.budget import Budget
 from nnunet_phyjoint.input_scaling import DEFAULT_SCALING
+from nnunet_phyjoint.training.early_stopping import PATIENCE_ENV
+
+#: set for every benchmark training run. Early stopping off: each arm trains its whole budget (stock
+#: nnU-Net never stops early, so equal epochs and equal wall clock stay equal), and the fold early
+#: stopping would watch is the fold (or held-out scanner) the arm is then scored on.
+BENCHMARK_TRAINING_ENV = {PATIENCE_ENV: "0"}
 
 
 @dataclass
@@ -136,10 +142,11 @@ def prepare(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], log_dir: P
 
 
 def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: list[int], log_dir: Path,
-              runs_file: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+              runs_file: Path) -> dict[str, Any]:
     """Every arm x fold through ``nnUNetv2_train`` (done folds skipped); run records kept in ``runs_file``.
 
-    ``env``: extra environment variables for every training run.
+    Every run gets :data:`BENCHMARK_TRAINING_ENV` (early stopping off) and is scored with its last
+    epoch's weights.
 
     With ``cfg.jobs`` > 1 that many run side by side, each with its share of the cores (see
     :mod:`.parallel`); a failed fold does not stop the others, and all failures are raised together
@@ -153,7 +160,9 @@ def train_all(cfg: BenchmarkConfig, dataset_name: str, arms: list[Arm], folds: l
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
     items = [(arm, fold) for arm in arms for fold in folds]
     jobs_env = job_environment(cfg.jobs)
-    overrides = {**jobs_env, **(env or {})}
+    overrides = {**jobs_env, **BENCHMARK_TRAINING_ENV}
+    print(f"[benchmark] early stopping off ({PATIENCE_ENV}=0): every arm trains its whole budget and is scored "
+          "with its last epoch's weights", flush=True)
     if cfg.jobs > 1:
         print(f"[benchmark] {cfg.jobs} training jobs side by side, {threads_per_job(cfg.jobs)} CPU thread(s) each "
               f"({', '.join(f'{k}={v}' for k, v in jobs_env.items())}); never two of one fold", flush=True)
