@@ -24,7 +24,8 @@ def minority_classes_from_counts(counts: Mapping[int, int] | Sequence[int], rati
 
     ``counts`` maps class index to its number of training cases (a list is indexed by class). With the
     default ratio, BUSI's benign/malignant/normal = 437/210/133 gives malignant and normal, the classes
-    the paper names. Balanced folds (every count within a factor ``ratio`` of the largest) give none.
+    the paper names. Balanced folds (every count within a factor ``ratio`` of the largest) give none. A
+    class with no case (BUS-BRA's normal) is absent, not a minority: there is nothing of it to augment.
     """
     if ratio < 1:
         raise ValueError(f"ratio must be >= 1, got {ratio}")
@@ -34,7 +35,7 @@ def minority_classes_from_counts(counts: Mapping[int, int] | Sequence[int], rati
     if any(int(n) < 0 for n in items.values()):
         raise ValueError(f"class counts must be >= 0, got {items}")
     largest = max(int(n) for n in items.values())
-    return sorted(int(c) for c, n in items.items() if int(n) < largest / ratio)
+    return sorted(int(c) for c, n in items.items() if 0 < int(n) < largest / ratio)
 
 
 class LatentFeatureAugmentation(nn.Module):

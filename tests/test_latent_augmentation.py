@@ -13,6 +13,7 @@ def test_minority_classes_follow_the_fold_counts() -> None:
     assert minority_classes_from_counts([100, 90, 80]) == []
     assert minority_classes_from_counts([100, 90, 80], ratio=1.2) == [2]
     assert minority_classes_from_counts({}) == []
+    assert minority_classes_from_counts([0, 1014, 392]) == [2]  # BUS-BRA: no normal case, none to augment
     with pytest.raises(ValueError):
         minority_classes_from_counts([1, 2], ratio=0.5)
 
