@@ -754,6 +754,8 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
     assert 0.0 <= f1["value"] <= 1.0
     table = (out / "table1.md").read_text()
     assert "| `nnunet` |" in table and "segmentation only" in table
+    # two simulated scanners: each arm also scored per scanner
+    assert all(len(r["metrics"]["by_scanner"]) == 2 for r in result["rows"]) and "Per scanner (" in table
     assert "Total min/fold" in table and "`phyjoint`, min per fold: preprocessing" in table
     with Image.open(out / "fig3_arms.png") as im:
         assert im.size[0] > 300
@@ -865,3 +867,22 @@ def test_benchmark_trains_without_early_stopping_in_both_protocols(monkeypatch, 
     seen.clear()
     stages.train_all(cfg, "Dataset901_X", [known_arms()["phyjoint"]], [0], tmp_path, tmp_path / "runs.json")
     assert len(seen) == 1 and seen[0][PATIENCE_ENV] == "0"
+
+
+def test_by_scanner_table_one_line_per_arm_and_scanner():
+    from nnunet_phyjoint.benchmark.table import DASH, by_scanner_table
+
+    def e(v, lo, hi):
+        return {"value": v, "ci_low": lo, "ci_high": hi}
+
+    rows = [{"arm": "phyjoint", "metrics": {"by_scanner": {
+                "GE Logiq 5": {"n_cases": 389, "dsc_lesion_only": e(0.892, 0.883, 0.9), "hd95_px": e(19.54, 17.5, 21.9),
+                               "auc_malignant": e(0.848, 0.807, 0.888), "sensitivity": e(0.879, 0.8, 0.93),
+                               "specificity": e(0.585, 0.5, 0.64)},
+                "Toshiba": {"n_cases": 75, "dsc_lesion_only": e(0.709, 0.647, 0.771)}}}},
+            {"arm": "nnunet", "metrics": {"by_scanner": None}}]
+    lines = by_scanner_table(rows).splitlines()
+    assert len(lines) == 4  # header, rule, two scanners of the one arm with a breakdown
+    assert lines[2] == ("| `phyjoint` | GE Logiq 5 | 389 | 0.892 [0.883, 0.900] | 19.5 [17.5, 21.9] | "
+                        "0.848 [0.807, 0.888] | 0.879 [0.800, 0.930] | 0.585 [0.500, 0.640] |")
+    assert lines[3].startswith("| `phyjoint` | Toshiba | 75 | 0.709 [0.647, 0.771] | " + DASH)

@@ -184,3 +184,32 @@ def test_nan_free_json_for_undefined_values(folders):
     assert math.isnan(m["segmentation"]["hd95_px"]["value"])
     on_disk = json.loads((folders["out"] / "metrics.json").read_text())
     assert on_disk["segmentation"]["hd95_px"]["value"] is None
+
+
+def test_metrics_per_scanner_each_bootstrapped_on_its_own_cases(folders):
+    dj_path = folders["dataset"] / "dataset.json"
+    one_scanner = evaluate_folders(folders["gt"], folders["pred"], n_bootstrap=50, figures=False, progress=False)
+    assert one_scanner["by_scanner"] is None  # every fixture case comes from scanner S1: nothing to break down
+
+    dj = json.loads(dj_path.read_text())
+    for cid, meta in dj["phyjoint"]["cases"].items():
+        meta["scanner"] = "A" if cid in ("c1", "c2", "c3") else "B"
+    dj_path.write_text(json.dumps(dj))
+    metrics = evaluate_folders(folders["gt"], folders["pred"], out_dir=folders["out"], n_bootstrap=200,
+                               figures=False, progress=False)
+    a, b = metrics["by_scanner"]["A"], metrics["by_scanner"]["B"]
+    assert (a["n_cases"], b["n_cases"]) == (3, 3)
+    # A: c1 (benign, DSC 1, HD95 0), c2 (malignant, DSC 0.7, HD95 3, called benign), c3 (normal, both empty)
+    assert a["dsc_lesion_only"]["value"] == pytest.approx(0.85) and a["hd95_px"]["value"] == pytest.approx(1.5)
+    assert (a["auc_malignant"]["value"], a["sensitivity"]["value"], a["specificity"]["value"]) == (1.0, 0.0, 1.0)
+    # B: c4 (normal, false positive), c5 (benign, missed lesion), c6 (malignant, DSC 1)
+    assert b["dsc_lesion_only"]["value"] == pytest.approx(0.5) and b["hd95_px"]["value"] == 0.0
+    assert (b["sensitivity"]["value"], b["specificity"]["value"]) == (1.0, 1.0)
+    for entry in (a, b):
+        assert entry["dsc_lesion_only"]["ci_low"] <= entry["dsc_lesion_only"]["value"] <= entry["dsc_lesion_only"]["ci_high"]
+    # the pooled numbers are unchanged by the breakdown
+    assert metrics["segmentation"]["dsc"]["lesion_only"]["value"] == pytest.approx(DSC_LESION)
+    with open(folders["out"] / "per_case.csv") as f:
+        assert {r["case_id"]: r["scanner"] for r in csv.DictReader(f)}["c5"] == "B"
+    md = (folders["out"] / "metrics.md").read_text()
+    assert "## By scanner" in md and "| A | 3 | 0.850 [" in md and "| B | 3 | 0.500 [" in md

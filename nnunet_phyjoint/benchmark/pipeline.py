@@ -54,7 +54,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_learning_curves
     from nnunet_phyjoint.benchmark.table import (
-        POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, markdown_table, postprocessed_table, render_report,
+        BY_SCANNER_HEADING, POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, by_scanner_table, markdown_table, postprocessed_table, render_report,
         test_set_table, time_notes, ungated_table,
     )
     from nnunet_phyjoint.atomic_io import atomic_write_text
@@ -124,6 +124,8 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         table += "\n\n" + POSTPROCESSED_HEADING + "\n\n" + postprocessed_table(rows)
     if any("ungated" in r for r in rows):
         table += "\n\n" + UNGATED_HEADING + "\n\n" + ungated_table(rows)
+    if any(r["metrics"].get("by_scanner") for r in rows):
+        table += "\n\n" + BY_SCANNER_HEADING + "\n\n" + by_scanner_table(rows)
     figures: list = []
     if cfg.test_dataset is not None:
         table += "\n\n" + TEST_SET_HEADING.format(dataset=test_name, n=rows[0]["test"]["n_cases"],
@@ -177,8 +179,9 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
 
 
 def _metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The part of an evaluation that table1.json keeps per arm (case count, segmentation, classification)."""
-    return {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification")}
+    """The part of an evaluation that table1.json keeps per arm (case count, segmentation, classification,
+    per-scanner scores)."""
+    return {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification", "by_scanner")}
 
 
 def _postprocessed(arm_name: str, model_folder: Path, gt: Path, raw: Path, out: Path, n_bootstrap: int) -> dict[str, Any]:

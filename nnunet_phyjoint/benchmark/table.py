@@ -223,6 +223,26 @@ def ungated_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return _segmentation_entry_table(rows, "ungated", "Masks restored (lesion images among them)", restored)
 
 
+BY_SCANNER_HEADING = (
+    "Per scanner (the pooled validation cases of each scanner, bootstrapped on their own; every scanner is in "
+    "every training fold, so this is in distribution; leave one scanner out is `--leave-one-scanner-out`):")
+BY_SCANNER_COLUMNS = (("DSC lesion-only", "dsc_lesion_only", 3), ("HD95 px", "hd95_px", 1),
+                      ("AUC malignant", "auc_malignant", 3), ("Sensitivity", "sensitivity", 3),
+                      ("Specificity", "specificity", 3))
+
+
+def by_scanner_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One line per arm and scanner: the case count and the scanner's own metrics with 95% CIs."""
+    head = ["Arm", "Scanner", "Cases", *(c[0] for c in BY_SCANNER_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for row in rows:
+        for scanner, entry in ((row.get("metrics") or {}).get("by_scanner") or {}).items():
+            cells = [f"`{row['arm']}`", scanner, str(entry["n_cases"])]
+            cells += [format_ci(entry.get(key), digits) for _, key, digits in BY_SCANNER_COLUMNS]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def test_set_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """One line per arm with a ``test`` entry: metrics of its fold ensemble on the independent test set,
     and lesion-only DSC after the arm's cross-validation postprocessing decision (when there is one)."""

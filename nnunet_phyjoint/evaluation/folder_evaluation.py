@@ -10,6 +10,7 @@ import numpy as np
 from nnunet_phyjoint.evaluation import classification_metrics as clsm
 from nnunet_phyjoint.evaluation import segmentation_metrics as segm
 from nnunet_phyjoint.evaluation.bootstrap import bootstrap_ci
+from nnunet_phyjoint.evaluation.by_scanner import case_scanners, scores_by_scanner
 from nnunet_phyjoint.evaluation.io import (
     CLASSIFICATION_CSV, list_pngs, read_classification_csv, read_grey_image, read_mask, read_predicted_classes,
 )
@@ -50,6 +51,7 @@ def evaluate_folders(
     not given, ``pred_dir/classification.csv`` if it exists; true classes from the dataset.json
     ``"phyjoint"`` metadata (default ``gt_dir/../dataset.json``). Spacing: ``spacing_mm``
     (row, column) for every case, else ``"spacing_mm"`` of each case in the metadata if present.
+    Cases from two or more scanners (metadata) are also scored per scanner (``metrics["by_scanner"]``).
     Writes ``metrics.json``, ``metrics.md``, ``per_case.csv`` and ``figures/*.png`` into ``out_dir``.
     Returns the content of ``metrics.json``.
     """
@@ -84,18 +86,28 @@ def evaluate_folders(
     else:
         classification_note = f"No classification predictions ({cls_csv} not found; pass --classification CSV)."
 
-    labelled = cls_data["y_true"] >= 0 if cls_data is not None else None
-
-    def statistic(weights: np.ndarray) -> dict[str, np.ndarray]:
-        values = segm.aggregate(columns, weights)
+    def statistic_on(idx: np.ndarray):
+        """The statistic over the cases ``idx``: a function of their (B, len(idx)) resample counts."""
+        cols = {k: v[idx] for k, v in columns.items()}
         if cls_data is not None:
-            values.update(clsm.weighted_scalar_metrics(
-                cls_data["y_true"][labelled], cls_data["probs"][labelled], cls_data["y_pred"][labelled],
-                weights[:, labelled]))
-        return values
+            labelled = cls_data["y_true"][idx] >= 0
+            y_true, probs, y_pred = (cls_data[k][idx][labelled] for k in ("y_true", "probs", "y_pred"))
 
+        def statistic(weights: np.ndarray) -> dict[str, np.ndarray]:
+            values = segm.aggregate(cols, weights)
+            if cls_data is not None:
+                values.update(clsm.weighted_scalar_metrics(y_true, probs, y_pred, weights[:, labelled]))
+            return values
+        return statistic
+
+    every_case = np.arange(len(case_ids))
+    statistic = statistic_on(every_case)
     point = {k: float(v[0]) for k, v in statistic(np.ones((1, len(case_ids)))).items()}
     ci = bootstrap_ci(len(case_ids), statistic, n_bootstrap=n_bootstrap, seed=seed)
+    scanners = case_scanners(case_ids, dj)
+    if scanners is not None:
+        for row, scanner in zip(per_case, scanners):
+            row["scanner"] = scanner
 
     metrics: dict[str, Any] = {
         "format_version": 1,
@@ -117,6 +129,9 @@ def evaluate_folders(
         metrics["classification"] = _classification_summary(cls_data, point, ci)
     else:
         metrics["classification_note"] = classification_note
+    # per scanner only where the cases span two or more (dataset.json metadata)
+    metrics["by_scanner"] = (scores_by_scanner(scanners, statistic_on, n_bootstrap=n_bootstrap, seed=seed)
+                             if scanners is not None else None)
 
     if out_dir is not None:
         from nnunet_phyjoint.evaluation.report import write_reports
