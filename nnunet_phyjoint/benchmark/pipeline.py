@@ -54,8 +54,8 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_learning_curves
     from nnunet_phyjoint.benchmark.table import (
-        BY_SCANNER_HEADING, POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, by_scanner_table, markdown_table, postprocessed_table, render_report,
-        test_set_table, time_notes, ungated_table,
+        BY_SCANNER_HEADING, POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, by_scanner_table,
+        markdown_table, postprocessed_table, render_report, test_set_table, time_notes, ungated_table,
     )
     from nnunet_phyjoint.atomic_io import atomic_write_text
     from nnunet_phyjoint.evaluation.io import write_json
