@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from nnunet_phyjoint.input_scaling import LETTERBOX
 
 BIN = Path(sys.executable).parent
 TRAINER = "PhyJointTrainer_3epochs"
@@ -65,11 +68,11 @@ def pipeline(tmp_path_factory):
     run(["phyjoint", "simulate", str(root / "src"), "--n", "32", "--scanners", "2", "--size", "64", "64",
          "--seed", "3"], env=env)
     run(["phyjoint", "convert", "precise", str(root / "src"), "-d", DS, "--name", "E2E"], env=env)
-    # single-spacing: what nnU-Net's own preprocess and predict do, so that nnUNetv2_predict and phyjoint
-    # predict can be compared mask for mask (the letterbox default: tests/test_input_scaling.py)
+    # the default input scaling (letterbox), preprocessed as the README says; nnUNetv2_predict must then
+    # letterbox new images like phyjoint predict does (test_predict_ensemble_and_find_best)
     run(["phyjoint", "plan", "-d", DS, "--encoder", ENCODER, "--size", "64", "--batch-size", "4",
-         "--encoder-weights", "none", "--scaling", "single-spacing", "-np", "1"], env=env)
-    run(["nnUNetv2_preprocess", "-d", DS, "-plans_name", "PhyJointPlans", "-c", "2d", "-np", "1"], env=env)
+         "--encoder-weights", "none", "-np", "1"], env=env)
+    run(["phyjoint", "preprocess", "-d", DS, "-plans_name", "PhyJointPlans", "-np", "1"], env=env)
 
     results = root / "nnUNet_results" / "Dataset990_E2E" / f"{TRAINER}__PhyJointPlans__2d"
     train = [str(BIN / "nnUNetv2_train"), DS, "2d", "0", "-tr", TRAINER, "-p", "PhyJointPlans", "-device", "cpu"]
@@ -129,11 +132,20 @@ def test_predict_ensemble_and_find_best(pipeline):
     chosen = sorted(images.iterdir())[:4]
     for f in chosen:
         (subset / f.name).write_bytes(f.read_bytes())
+    # one image of another size and aspect: letterboxed, it fills the input; at the plans' single spacing
+    # it would not, so a nnUNetv2_predict that skipped the letterbox would give other masks below
+    with Image.open(chosen[0]) as im:
+        im.resize((96, 72), Image.BILINEAR).save(subset / chosen[0].name)
     common = ["-d", DS, "-c", "2d", "-tr", TRAINER, "-p", "PhyJointPlans", "-device", "cpu", "-npp", "1", "-nps", "1"]
 
-    run(["nnUNetv2_predict", "-i", str(subset), "-o", str(root / "stock"), "-f", "0", "1", "2", "3", *common], env=env)
-    run(["phyjoint", "predict", "-i", str(subset), "-o", str(root / "ours"), "-f", "0", "1", "2", "3", *common], env=env)
+    four = ["-f", "0", "1", "2", "3", "--save_probabilities"]
+    run(["nnUNetv2_predict", "-i", str(subset), "-o", str(root / "stock"), *four, *common], env=env)
+    run(["phyjoint", "predict", "-i", str(subset), "-o", str(root / "ours"), *four, *common], env=env)
     cases = [f.name[:-len("_0000.png")] for f in chosen]
+    for case in cases:  # the same letterboxed input, so the same probabilities
+        stock, ours = (np.load(root / d / f"{case}.npz")["probabilities"] for d in ("stock", "ours"))
+        np.testing.assert_allclose(stock, ours, atol=1e-4)
+        assert pickle.loads((root / "stock" / f"{case}.pkl").read_bytes())["phyjoint_scaling"] == LETTERBOX
     table = read_csv(root / "ours" / "classification.csv")
     assert sorted(table) == sorted(cases)
     for case in cases:
