@@ -196,7 +196,7 @@ def test_metrics_per_scanner_each_bootstrapped_on_its_own_cases(folders):
         meta["scanner"] = "A" if cid in ("c1", "c2", "c3") else "B"
     dj_path.write_text(json.dumps(dj))
     metrics = evaluate_folders(folders["gt"], folders["pred"], out_dir=folders["out"], n_bootstrap=200,
-                               figures=False, progress=False)
+                               progress=False)
     a, b = metrics["by_scanner"]["A"], metrics["by_scanner"]["B"]
     assert (a["n_cases"], b["n_cases"]) == (3, 3)
     # A: c1 (benign, DSC 1, HD95 0), c2 (malignant, DSC 0.7, HD95 3, called benign), c3 (normal, both empty)
@@ -213,3 +213,6 @@ def test_metrics_per_scanner_each_bootstrapped_on_its_own_cases(folders):
         assert {r["case_id"]: r["scanner"] for r in csv.DictReader(f)}["c5"] == "B"
     md = (folders["out"] / "metrics.md").read_text()
     assert "## By scanner" in md and "| A | 3 | 0.850 [" in md and "| B | 3 | 0.500 [" in md
+    assert "figures/by_scanner.png" in md
+    with Image.open(folders["out"] / "figures" / "by_scanner.png") as im:
+        assert im.format == "PNG" and im.size[0] > 300

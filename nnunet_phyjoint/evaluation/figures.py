@@ -1,8 +1,8 @@
-"""Evaluation figures (matplotlib, Agg): ROC curves, confusion matrix, best/median/worst overlays."""
+"""Evaluation figures (matplotlib, Agg): ROC curves, confusion matrix, best/median/worst overlays, per scanner."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -79,4 +79,27 @@ def plot_overlays(
     fig.legend(handles=[plt.Line2D([], [], c="lime", label="ground truth"),
                         plt.Line2D([], [], c="red", ls="--", label="prediction")],
                loc="lower center", ncol=2, fontsize=8, frameon=False)
+    return _save(fig, Path(path))
+
+
+def plot_by_scanner(by_scanner: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
+    """Per scanner: lesion-only DSC and (where defined) benign-vs-malignant AUC, bars with 95% CIs."""
+    plt = _pyplot()
+    panels = [(key, label) for key, label in (("dsc_lesion_only", "DSC lesion-only"), ("auc_malignant", "AUC malignant"))
+              if any(np.isfinite(e.get(key, {}).get("value", np.nan)) for e in by_scanner.values())]
+    names = list(by_scanner)
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 * len(names) * len(panels) + 2.5, 3.8), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        entries = [by_scanner[n].get(key, {}) for n in names]
+        values = np.array([e.get("value", np.nan) for e in entries], dtype=float)
+        lo = np.array([e.get("ci_low", np.nan) for e in entries], dtype=float)
+        hi = np.array([e.get("ci_high", np.nan) for e in entries], dtype=float)
+        err = np.nan_to_num(np.vstack([values - lo, hi - values]), nan=0.0)
+        x = np.arange(len(names))
+        ax.bar(x, np.nan_to_num(values), yerr=err, capsize=4, color="tab:blue", alpha=0.8)
+        for xi, v in zip(x, values):
+            ax.text(xi, 0.02, "n/a" if not np.isfinite(v) else f"{v:.3f}", ha="center", va="bottom", fontsize=7,
+                    color="white" if np.isfinite(v) and v > 0.1 else "black")
+        ax.set_xticks(x, [f"{n}\n(n={by_scanner[n]['n_cases']})" for n in names], fontsize=7, rotation=20)
+        ax.set(ylim=(0, 1.05), ylabel=label, title=f"{label} per scanner (95% CI)")
     return _save(fig, Path(path))

@@ -331,4 +331,6 @@ def _write_figures(fig_dir: Path, metrics, cls_data, per_case, gts, preds, image
         known = cls_data["y_true"] >= 0
         files.append(figs.plot_roc_curves(cls_data["y_true"][known], cls_data["probs"][known], fig_dir / "roc_curves.png"))
         files.append(figs.plot_confusion_matrix(cls["confusion_matrix"], fig_dir / "confusion_matrix.png"))
+    if metrics.get("by_scanner"):
+        files.append(figs.plot_by_scanner(metrics["by_scanner"], fig_dir / "by_scanner.png"))
     return files
