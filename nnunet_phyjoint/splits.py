@@ -208,11 +208,14 @@ def write_splits(
     *,
     leave_one_scanner_out: bool = False,
     loso_min_cases: int = 1,
+    partition_csv: str | Path | None = None,
 ) -> Path:
     """Write ``$nnUNet_preprocessed/DatasetXXX_NAME/splits_final.json`` and return its path.
 
     Reads dataset.json from ``$nnUNet_raw``. An existing file with different content is kept
-    (``FileExistsError``) unless ``overwrite``; an identical one is left untouched.
+    (``FileExistsError``) unless ``overwrite``; an identical one is left untouched. With
+    ``partition_csv`` the folds are BUS-BRA's published ones (:mod:`nnunet_phyjoint.published_partition`;
+    its warnings go to stderr).
     """
     from nnunet_phyjoint.paths import preprocessed_dir
 
@@ -225,8 +228,18 @@ def write_splits(
             f"{raw_folder / 'dataset.json'}: metadata and imagesTr disagree "
             f"(metadata only: {only_meta[:5]}, images only: {only_disk[:5]})"
         )
-    splits = (leave_one_scanner_out_splits(metadata, loso_min_cases) if leave_one_scanner_out
-              else make_splits(metadata, n_folds, seed))
+    if partition_csv is not None:
+        import sys
+
+        from nnunet_phyjoint.published_partition import bus_bra_partition_splits
+
+        splits, warnings = bus_bra_partition_splits(partition_csv, metadata)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    elif leave_one_scanner_out:
+        splits = leave_one_scanner_out_splits(metadata, loso_min_cases)
+    else:
+        splits = make_splits(metadata, n_folds, seed)
     path = preprocessed_dir() / name / "splits_final.json"
     if path.exists():
         try:

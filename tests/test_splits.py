@@ -207,3 +207,73 @@ def test_leave_one_scanner_out_keeps_small_scanners_in_training():
         assert smallest in {cases[c]["scanner"] for c in s["train"]}
     with pytest.raises(ValueError, match="no scanner has"):
         leave_one_scanner_out_splits(dj, min_cases=10**6)
+
+
+# ------------------------------------------------------------------ BUS-BRA's published partition
+def _bus_bra_like(nnunet_env) -> dict:
+    """Six BUS-BRA-like cases of four patients; BUSBRA_0003_s and BUSBRA_0004_s are near-duplicates."""
+    cases = []
+    for image, patient, dup in (("0001-l", "1", None), ("0001-r", "1", None), ("0002-s", "2", None),
+                                ("0003-s", "3", "dup0001"), ("0004-s", "4", "dup0001"), ("0005-s", "5", None)):
+        cid = "BUSBRA_" + image.replace("-", "_")
+        cases.append(CaseMeta(cid, "benign", patient=patient, scanner="GE",
+                              source_files=[f"Images/bus_{image}.png", f"Masks/mask_{image}.png"], duplicate_group=dup))
+    dj = {"channel_names": {"0": "US"}, "labels": {"background": 0, "lesion": 1}, "numTraining": len(cases),
+          "file_ending": ".png", "phyjoint": metadata_block(cases, source="bus-bra")}
+    folder = nnunet_env["nnUNet_raw"] / "Dataset779_BUSBRA"
+    (folder / "imagesTr").mkdir(parents=True)
+    for c in cases:
+        (folder / "imagesTr" / f"{c.case_id}_0000.png").write_bytes(b"")
+    (folder / "dataset.json").write_text(json.dumps(dj))
+    return dj
+
+
+def _partition(tmp_path: Path, folds: dict[str, str], header: str = "ID,Pathology,kFold,valid_1,valid_2") -> Path:
+    path = tmp_path / "5-fold-cv.csv"
+    path.write_text("\ufeff" + header + "\n" + "".join(f"bus_{i},benign,{k},1,0\n" for i, k in folds.items()))
+    return path
+
+
+def test_bus_bra_published_partition_becomes_the_folds(nnunet_env, tmp_path, capsys):
+    from nnunet_phyjoint.metadata import load_case_metadata
+    from nnunet_phyjoint.published_partition import bus_bra_partition_splits
+
+    dj = _bus_bra_like(nnunet_env)
+    folds = {"0001-l": "1", "0001-r": "1", "0002-s": "2", "0003-s": "2", "0004-s": "1", "0005-s": "2"}
+    splits, warnings = bus_bra_partition_splits(_partition(tmp_path, folds), load_case_metadata(dj))
+    assert splits == [
+        {"train": ["BUSBRA_0002_s", "BUSBRA_0003_s", "BUSBRA_0005_s"],
+         "val": ["BUSBRA_0001_l", "BUSBRA_0001_r", "BUSBRA_0004_s"]},
+        {"train": ["BUSBRA_0001_l", "BUSBRA_0001_r", "BUSBRA_0004_s"],
+         "val": ["BUSBRA_0002_s", "BUSBRA_0003_s", "BUSBRA_0005_s"]}]
+    # the near-duplicates the partition splits are named, not silently accepted
+    assert len(warnings) == 1 and "BUSBRA_0003_s (fold 1)" in warnings[0] and "BUSBRA_0004_s (fold 0)" in warnings[0]
+
+    assert cli_main(["split", "-d", "779", "--bus-bra-partition", str(tmp_path / "5-fold-cv.csv")]) == 0
+    captured = capsys.readouterr()
+    assert "-f 0 1" in captured.out and "near-duplicate" in captured.err
+    written = json.loads((nnunet_env["nnUNet_preprocessed"] / "Dataset779_BUSBRA" / "splits_final.json").read_text())
+    assert written == splits
+    with pytest.raises(SystemExit):  # one kind of split at a time
+        cli_main(["split", "-d", "779", "--bus-bra-partition", "x.csv", "--leave-one-scanner-out"])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"0001-r": "2"}, "patient"),                           # one patient in two folds
+    ({"0005-s": None}, "have no row"),                      # an image of the dataset without a row
+    ({"0009-s": "1"}, "'bus_0009-s' is not in the dataset"),
+    ({"0002-s": "x"}, "line 4: kFold 'x'"),
+])
+def test_bus_bra_partition_bad_input_is_an_error_naming_the_file(nnunet_env, tmp_path, change, message):
+    from nnunet_phyjoint.metadata import load_case_metadata
+    from nnunet_phyjoint.published_partition import bus_bra_partition_splits
+
+    dj = _bus_bra_like(nnunet_env)
+    folds = {"0001-l": "1", "0001-r": "1", "0002-s": "2", "0003-s": "2", "0004-s": "2", "0005-s": "1"}
+    folds.update(change)
+    path = _partition(tmp_path, {i: k for i, k in folds.items() if k is not None})
+    with pytest.raises(ValueError, match=message) as err:
+        bus_bra_partition_splits(path, load_case_metadata(dj))
+    assert str(path) in str(err.value)
+    with pytest.raises(ValueError, match=r"no column\(s\) \['kFold'\]"):
+        bus_bra_partition_splits(_partition(tmp_path, folds, header="ID,Pathology,fold"), load_case_metadata(dj))

@@ -12,7 +12,8 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         path = write_splits(args.dataset_id, n_folds=args.folds, seed=args.seed, overwrite=args.overwrite,
-                            leave_one_scanner_out=args.leave_one_scanner_out)
+                            leave_one_scanner_out=args.leave_one_scanner_out,
+                            partition_csv=args.bus_bra_partition)
         _, _, dataset_json = load_raw_dataset_json(args.dataset_id)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as e:
         # KeyError carries its explanation as the first argument; str() would add quotes
@@ -34,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=4, help="number of folds (default 4, as in the paper)")
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, different splits_final.json")
-    p.add_argument("--leave-one-scanner-out", action="store_true",
-                   help="one fold per scanner instead (val = that scanner's cases); ignores --folds/--seed")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--leave-one-scanner-out", action="store_true",
+                      help="one fold per scanner instead (val = that scanner's cases); ignores --folds/--seed")
+    kind.add_argument("--bus-bra-partition", metavar="CSV", default=None,
+                      help="BUS-BRA's published folds instead (its 5-fold-cv.csv or 10-fold-cv.csv): fold k validates "
+                           "on the authors' test set k and trains on all other images; ignores --folds/--seed")
     p.set_defaults(func=_run)
