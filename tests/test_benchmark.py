@@ -260,7 +260,7 @@ def test_ungated_table_lists_restored_masks_and_their_scores():
 
 def test_loso_table_and_figures(tmp_path):
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_loso
-    from nnunet_phyjoint.benchmark.table import loso_markdown_table
+    from nnunet_phyjoint.benchmark.table import loso_detail_table, loso_markdown_table
 
     rows = []
     for arm, base in (("phyjoint", 0.8), ("no_phyaug", 0.7)):
@@ -269,6 +269,11 @@ def test_loso_table_and_figures(tmp_path):
         rows.append({"arm": arm, "per_scanner": per, "mean": {"dsc_lesion_only": base + 0.005, "f1_macro": 0.5}})
     table = loso_markdown_table(rows, ["A", "B"])
     assert "| `phyjoint` | 0.800 / 0.500 | 0.810 / 0.500 | 0.805 / 0.500 |" in table
+    rows[0]["per_scanner"]["A"].update(n_cases=12, auc_malignant_entry=_entry(0.9, 0.8, 0.97), sensitivity=0.75,
+                                       specificity=None)
+    detail = loso_detail_table(rows, ["A", "B"]).splitlines()
+    assert len(detail) == 2 + 4  # header, rule, two arms x two held-out scanners
+    assert detail[2] == "| `phyjoint` | A | 12 | 0.800 [0.700, 0.900] | 0.900 [0.800, 0.970] | 0.750 | — |"
     png = plot_loso(rows, ["A", "B"], tmp_path / "loso.png")
     fig = plot_arms([_row("nnunet", 0.7), _row("phyjoint", 0.8, f1=0.6)], tmp_path / "fig3.png")
     for p in (png, fig):
@@ -826,6 +831,37 @@ def test_stock_one_pass_trainers_checkpoint_every_epoch_so_a_resume_loses_at_mos
         trainer = cls({}, "2d", 0, {}, torch.device("cpu"))
         assert trainer.save_every == 1, cls.__name__
     assert sv.nnUNetTrainer_onePass_5epochs({}, "2d", 0, {}, torch.device("cpu")).num_epochs == 5
+
+
+@pytest.mark.slow
+def test_benchmark_leave_one_scanner_out_end_to_end(tmp_path):
+    """The LOSO protocol through nnU-Net's commands on a tiny simulated dataset: folds, tables, figures."""
+    env = dict(os.environ)
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        (tmp_path / var).mkdir()
+        env[var] = str(tmp_path / var)
+    env.update(nnUNet_extTrainer=str(REPO / "trainers"), nnUNet_n_proc_DA="0", nnUNet_compile="f",
+               OMP_NUM_THREADS="1", nnUNet_def_n_proc="1", PHYJOINT_STYLE_FIT_STEPS="5")
+    _run(["phyjoint", "simulate", str(tmp_path / "src"), "--n", "24", "--scanners", "3", "--size", "64", "64",
+          "--seed", "5"], env)
+    _run(["phyjoint", "convert", "precise", str(tmp_path / "src"), "-d", "994", "--name", "Loso"], env)
+    out = tmp_path / "bench"
+    printed = _run(["phyjoint", "benchmark", "-d", "994", "--arms", "phyjoint", "nnunet", "--epochs", "1",
+                    "--leave-one-scanner-out", "--device", "cpu", "-o", str(out), "--encoder", "mobilenetv3_small_050",
+                    "--size", "64", "--batch-size", "4", "--bootstrap", "50"], env).stdout
+    assert "early stopping off" in printed
+    result = json.loads((out / "loso" / "table_loso.json").read_text())
+    assert result["protocol"] == "leave-one-scanner-out" and len(result["scanners"]) == 3
+    assert [r["arm"] for r in result["rows"]] == ["phyjoint", "nnunet"]
+    for row in result["rows"]:
+        assert set(row["per_scanner"]) == set(result["scanners"])
+        assert all(0.0 <= m["dsc_lesion_only"] <= 1.0 for m in row["per_scanner"].values())
+    table = (out / "loso" / "table_loso.md").read_text()
+    assert "held out" in table and "Each held-out scanner with its 95% bootstrap CIs" in table
+    assert table.count("| `phyjoint` | ") == 1 + 3  # the summary line and one detail line per held-out scanner
+    for name in ("fig_loso.png", "fig_learning_curves.png"):
+        with Image.open(out / "loso" / name) as im:
+            assert im.size[0] > 300
 
 
 def test_benchmark_trains_without_early_stopping_in_both_protocols(monkeypatch, tmp_path):

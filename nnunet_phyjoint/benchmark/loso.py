@@ -71,6 +71,7 @@ def _scanner_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         # benign vs malignant (absent from evaluations made before these metrics existed)
         **{k: (cls.get(k) or {}).get("value") if cls else None for k in BENIGN_MALIGNANT_KEYS},
         "dsc_entry": seg["dsc"]["lesion_only"], "f1_entry": cls["f1_macro"] if cls else None,
+        "auc_malignant_entry": cls.get("auc_malignant") if cls else None,
     }
 
 
@@ -101,7 +102,9 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
     from nnunet_phyjoint.benchmark.collect import evaluate_predictions, ground_truth_subset
     from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
     from nnunet_phyjoint.benchmark.figures import plot_learning_curves, plot_loso
-    from nnunet_phyjoint.benchmark.table import loso_markdown_table, render_report
+    from nnunet_phyjoint.benchmark.table import (
+        LOSO_DETAIL_HEADING, loso_detail_table, loso_markdown_table, render_report,
+    )
     from nnunet_phyjoint.atomic_io import atomic_write_text
     from nnunet_phyjoint.evaluation.io import write_json
     from nnunet_phyjoint.splits import leave_one_scanner_out_splits, write_splits
@@ -146,7 +149,8 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
                      "model_folder": str(folder), "per_scanner": per_scanner, "mean": mean,
                      "learning_curve": arm_curves(folder, folds)})
 
-    table = loso_markdown_table(rows, scanners)
+    table = (loso_markdown_table(rows, scanners) + "\n\n" + LOSO_DETAIL_HEADING + "\n\n"
+             + loso_detail_table(rows, scanners))
     figure = plot_loso(rows, scanners, out / "fig_loso.png")
     curves_figure = plot_learning_curves(
         {r["arm"]: r["learning_curve"] for r in rows}, out / "fig_learning_curves.png",

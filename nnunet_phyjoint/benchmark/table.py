@@ -281,6 +281,27 @@ def loso_markdown_table(rows: Sequence[Mapping[str, Any]], scanners: Sequence[st
     return "\n".join(lines)
 
 
+LOSO_DETAIL_HEADING = ("Each held-out scanner with its 95% bootstrap CIs over its cases (benign vs malignant at "
+                       "the predicted class; stock arms have no diagnosis):")
+
+
+def loso_detail_table(rows: Sequence[Mapping[str, Any]], scanners: Sequence[str]) -> str:
+    """Arm x held-out scanner, one line each: cases, lesion-only DSC and AUC malignant with 95% CIs,
+    sensitivity and specificity."""
+    head = ["Arm", "Held-out scanner", "Cases", "DSC lesion-only", "AUC malignant", "Sensitivity", "Specificity"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for row in rows:
+        for s in scanners:
+            m = row["per_scanner"].get(s)
+            if not m:
+                continue
+            lines.append("| " + " | ".join([
+                f"`{row['arm']}`", s, str(m.get("n_cases", DASH)), format_ci(m.get("dsc_entry")),
+                format_ci(m.get("auc_malignant_entry")), _num(m.get("sensitivity"), ".3f"),
+                _num(m.get("specificity"), ".3f")]) + " |")
+    return "\n".join(lines)
+
+
 def _pair(dsc: Any, f1: Any) -> str:
     return f"{_num(dsc, '.3f')} / {_num(f1, '.3f')}"
 
