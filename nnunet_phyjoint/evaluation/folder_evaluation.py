@@ -100,8 +100,7 @@ def evaluate_folders(
             return values
         return statistic
 
-    every_case = np.arange(len(case_ids))
-    statistic = statistic_on(every_case)
+    statistic = statistic_on(np.arange(len(case_ids)))
     point = {k: float(v[0]) for k, v in statistic(np.ones((1, len(case_ids)))).items()}
     ci = bootstrap_ci(len(case_ids), statistic, n_bootstrap=n_bootstrap, seed=seed)
     scanners = case_scanners(case_ids, dj)
