@@ -708,18 +708,25 @@ def _run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.slow
-def test_benchmark_end_to_end_two_arms(tmp_path):
+def _simulated_dataset(tmp_path: Path, dataset_id: str, name: str, n: int, scanners: int, seed: int,
+                       style_fit_steps: int) -> dict:
+    """nnU-Net folders under ``tmp_path``, a converted simulated dataset, and the environment to run on it."""
     env = dict(os.environ)
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         (tmp_path / var).mkdir()
         env[var] = str(tmp_path / var)
-    # the style decoder's quality is not what this test checks: a short fit per fold keeps it fast
+    # the style decoder's quality is not what these tests check: a short fit per fold keeps them fast
     env.update(nnUNet_extTrainer=str(REPO / "trainers"), nnUNet_n_proc_DA="0", nnUNet_compile="f",
-               OMP_NUM_THREADS="1", nnUNet_def_n_proc="1", PHYJOINT_STYLE_FIT_STEPS="20")
-    _run(["phyjoint", "simulate", str(tmp_path / "src"), "--n", "32", "--scanners", "2", "--size", "64", "64",
-          "--seed", "3"], env)
-    _run(["phyjoint", "convert", "precise", str(tmp_path / "src"), "-d", "991", "--name", "Bench"], env)
+               OMP_NUM_THREADS="1", nnUNet_def_n_proc="1", PHYJOINT_STYLE_FIT_STEPS=str(style_fit_steps))
+    _run(["phyjoint", "simulate", str(tmp_path / "src"), "--n", str(n), "--scanners", str(scanners), "--size", "64",
+          "64", "--seed", str(seed)], env)
+    _run(["phyjoint", "convert", "precise", str(tmp_path / "src"), "-d", dataset_id, "--name", name], env)
+    return env
+
+
+@pytest.mark.slow
+def test_benchmark_end_to_end_two_arms(tmp_path):
+    env = _simulated_dataset(tmp_path, "991", "Bench", n=32, scanners=2, seed=3, style_fit_steps=20)
     out = tmp_path / "bench"
     cmd = ["phyjoint", "benchmark", "-d", "991", "--arms", "nnunet", "phyjoint", "--epochs", "1",
            "--folds", "0", "1", "2", "3", "--device", "cpu", "-o", str(out), "--encoder", "mobilenetv3_small_050",
@@ -836,15 +843,7 @@ def test_stock_one_pass_trainers_checkpoint_every_epoch_so_a_resume_loses_at_mos
 @pytest.mark.slow
 def test_benchmark_leave_one_scanner_out_end_to_end(tmp_path):
     """The LOSO protocol through nnU-Net's commands on a tiny simulated dataset: folds, tables, figures."""
-    env = dict(os.environ)
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        (tmp_path / var).mkdir()
-        env[var] = str(tmp_path / var)
-    env.update(nnUNet_extTrainer=str(REPO / "trainers"), nnUNet_n_proc_DA="0", nnUNet_compile="f",
-               OMP_NUM_THREADS="1", nnUNet_def_n_proc="1", PHYJOINT_STYLE_FIT_STEPS="5")
-    _run(["phyjoint", "simulate", str(tmp_path / "src"), "--n", "24", "--scanners", "3", "--size", "64", "64",
-          "--seed", "5"], env)
-    _run(["phyjoint", "convert", "precise", str(tmp_path / "src"), "-d", "994", "--name", "Loso"], env)
+    env = _simulated_dataset(tmp_path, "994", "Loso", n=24, scanners=3, seed=5, style_fit_steps=5)
     out = tmp_path / "bench"
     printed = _run(["phyjoint", "benchmark", "-d", "994", "--arms", "phyjoint", "nnunet", "--epochs", "1",
                     "--leave-one-scanner-out", "--device", "cpu", "-o", str(out), "--encoder", "mobilenetv3_small_050",
