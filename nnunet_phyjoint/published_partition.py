@@ -10,11 +10,11 @@ together.
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from pathlib import Path
 from typing import Mapping
 
 from nnunet_phyjoint.metadata import CaseMeta
+from nnunet_phyjoint.splits import verify_splits
 
 Split = dict[str, list[str]]
 
@@ -67,17 +67,8 @@ def bus_bra_partition_splits(partition_csv: str | Path,
     folds = sorted(set(fold_of.values()))
     splits = [{"train": sorted(c for c, k in fold_of.items() if k != fold),
                "val": sorted(c for c, k in fold_of.items() if k == fold)} for fold in folds]
-    folds_of_patient: dict[str, set[int]] = defaultdict(set)
-    folds_of_duplicates: dict[str, dict[str, int]] = defaultdict(dict)
-    for cid, fold in fold_of.items():
-        folds_of_patient[metadata[cid].patient].add(fold)
-        if metadata[cid].duplicate_group:
-            folds_of_duplicates[metadata[cid].duplicate_group][cid] = fold
-    split_patients = sorted(p for p, f in folds_of_patient.items() if len(f) > 1)
-    if split_patients:
-        raise ValueError(f"{path}: patient(s) {split_patients[:5]} have images in more than one fold")
-    warnings = [f"near-duplicate images {', '.join(f'{c} (fold {folds.index(k)})' for c, k in sorted(cases.items()))} "
-                f"({group}) are in different folds of the authors' partition: each is validated by a model "
-                "that trained on its near-duplicate"
-                for group, cases in sorted(folds_of_duplicates.items()) if len(set(cases.values())) > 1]
+    try:
+        warnings = verify_splits(splits, metadata, duplicates="report")
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     return splits, warnings

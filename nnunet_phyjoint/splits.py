@@ -8,14 +8,19 @@ groups are the connected components of the patient <-> duplicate-group graph.
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from nnunet_phyjoint.atomic_io import write_json_atomic
 from nnunet_phyjoint.metadata import CLASS_NAMES, CaseMeta, load_case_metadata
 
 Split = dict[str, Any]
+
+
+class SplitWarning(UserWarning):
+    """Folds that are valid but worth a look (e.g. near-duplicates on both sides of a published split)."""
 
 
 class _UnionFind:
@@ -62,12 +67,20 @@ def _metadata(dataset_json: Mapping[str, Any] | str | Path | Mapping[str, CaseMe
     return load_case_metadata(dataset_json)
 
 
-def verify_splits(splits: list[Split], metadata: Mapping[str, CaseMeta], *, require_partition: bool = True) -> None:
+def verify_splits(splits: list[Split], metadata: Mapping[str, CaseMeta], *, require_partition: bool = True,
+                  duplicates: Literal["error", "report"] = "error") -> list[str]:
     """Raise ``ValueError`` if a group appears on both sides of a split, or in two validation folds.
 
-    With ``require_partition`` every case must be in exactly one validation fold (k-fold CV).
+    With ``require_partition`` every case must be in exactly one validation fold (k-fold CV). With
+    ``duplicates="error"`` a group is a patient joined with its near-duplicates (:func:`case_groups`), so
+    splitting near-duplicates is an error; with ``"report"`` a group is a patient, and each near-duplicate
+    group that a split puts on both sides is returned as a warning (for folds we did not make, such as a
+    dataset's published partition). Returns the warnings (none with ``"error"``).
     """
-    groups = case_groups(metadata)
+    if duplicates not in ("error", "report"):
+        raise ValueError(f"duplicates must be 'error' or 'report', got {duplicates!r}")
+    groups = (case_groups(metadata) if duplicates == "error"
+              else {cid: f"patient:{m.patient}" for cid, m in metadata.items()})
     val_fold_of_group: dict[str, int] = {}
     seen_val: Counter[str] = Counter()
     for i, split in enumerate(splits):
@@ -90,6 +103,28 @@ def verify_splits(splits: list[Split], metadata: Mapping[str, CaseMeta], *, requ
         twice = sorted(c for c, n in seen_val.items() if n > 1)
         if missing or twice:
             raise ValueError(f"folds do not partition the cases: missing {missing[:5]}, repeated {twice[:5]}")
+    return [] if duplicates == "error" else _split_duplicate_groups(splits, metadata)
+
+
+def _split_duplicate_groups(splits: list[Split], metadata: Mapping[str, CaseMeta]) -> list[str]:
+    """One warning per near-duplicate group that some split has on both sides."""
+    members: dict[str, list[str]] = {}
+    for cid, m in metadata.items():
+        if m.duplicate_group is not None:
+            members.setdefault(m.duplicate_group, []).append(cid)
+    val_folds: dict[str, list[int]] = {}
+    for i, split in enumerate(splits):
+        for cid in split["val"]:
+            val_folds.setdefault(cid, []).append(i)
+    warnings = []
+    for group, cases in sorted(members.items()):
+        cases = set(cases)
+        if any(cases & set(s["train"]) and cases & set(s["val"]) for s in splits):
+            where = ", ".join(f"{c} (fold {', '.join(map(str, val_folds.get(c, []))) or 'train only'})"
+                              for c in sorted(cases))
+            warnings.append(f"near-duplicate images {where} ({group}) are on both sides of a split: "
+                            "a model is validated on an image whose near-duplicate it trained on")
+    return warnings
 
 
 def make_splits(
@@ -214,8 +249,8 @@ def write_splits(
 
     Reads dataset.json from ``$nnUNet_raw``. An existing file with different content is kept
     (``FileExistsError``) unless ``overwrite``; an identical one is left untouched. With
-    ``partition_csv`` the folds are BUS-BRA's published ones (:mod:`nnunet_phyjoint.published_partition`;
-    its warnings go to stderr).
+    ``partition_csv`` the folds are BUS-BRA's published ones (:mod:`nnunet_phyjoint.published_partition`),
+    each of their warnings issued as a :class:`SplitWarning`.
     """
     from nnunet_phyjoint.paths import preprocessed_dir
 
@@ -229,13 +264,11 @@ def write_splits(
             f"(metadata only: {only_meta[:5]}, images only: {only_disk[:5]})"
         )
     if partition_csv is not None:
-        import sys
-
         from nnunet_phyjoint.published_partition import bus_bra_partition_splits
 
-        splits, warnings = bus_bra_partition_splits(partition_csv, metadata)
-        for warning in warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+        splits, notes = bus_bra_partition_splits(partition_csv, metadata)
+        for note in notes:
+            warnings.warn(note, SplitWarning, stacklevel=2)
     elif leave_one_scanner_out:
         splits = leave_one_scanner_out_splits(metadata, loso_min_cases)
     else:

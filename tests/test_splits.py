@@ -11,6 +11,7 @@ import pytest
 from nnunet_phyjoint.cli import main as cli_main
 from nnunet_phyjoint.metadata import CaseMeta, metadata_block
 from nnunet_phyjoint.splits import (
+    SplitWarning,
     format_fold_balance,
     leave_one_scanner_out_splits,
     make_splits,
@@ -256,6 +257,33 @@ def test_bus_bra_published_partition_becomes_the_folds(nnunet_env, tmp_path, cap
     assert written == splits
     with pytest.raises(SystemExit):  # one kind of split at a time
         cli_main(["split", "-d", "779", "--bus-bra-partition", "x.csv", "--leave-one-scanner-out"])
+
+
+def test_near_duplicates_across_a_split_are_an_error_or_a_warning_but_patients_always_an_error():
+    a = CaseMeta("a", "benign", patient="1", scanner="GE", duplicate_group="dup1")
+    b = CaseMeta("b", "benign", patient="2", scanner="GE", duplicate_group="dup1")
+    c = CaseMeta("c", "malignant", patient="3", scanner="GE")
+    c2 = CaseMeta("c2", "malignant", patient="3", scanner="GE")
+    metadata = {m.case_id: m for m in (a, b, c, c2)}
+    dup_split = [{"train": ["b", "c", "c2"], "val": ["a"]}, {"train": ["a"], "val": ["b", "c", "c2"]}]
+    with pytest.raises(ValueError, match="both train and val"):  # our own folds never split near-duplicates
+        verify_splits(dup_split, metadata)
+    clean = [{"train": ["c", "c2"], "val": ["a", "b"]}, {"train": ["a", "b"], "val": ["c", "c2"]}]
+    assert verify_splits(clean, metadata) == [] and verify_splits(clean, metadata, duplicates="report") == []
+    notes = verify_splits(dup_split, metadata, duplicates="report")
+    assert notes == [notes[0]] and "a (fold 0), b (fold 1) (dup1)" in notes[0]
+    patient_split = [{"train": ["a", "b", "c"], "val": ["c2"]}, {"train": ["c2"], "val": ["a", "b", "c"]}]
+    with pytest.raises(ValueError, match="patient:3"):  # a patient on both sides stays an error
+        verify_splits(patient_split, metadata, duplicates="report")
+    with pytest.raises(ValueError, match="'error' or 'report'"):
+        verify_splits(dup_split, metadata, duplicates="ignore")
+
+
+def test_write_splits_issues_the_partition_warnings_as_split_warnings(nnunet_env, tmp_path):
+    _bus_bra_like(nnunet_env)
+    folds = {"0001-l": "1", "0001-r": "1", "0002-s": "2", "0003-s": "2", "0004-s": "1", "0005-s": "2"}
+    with pytest.warns(SplitWarning, match=r"BUSBRA_0003_s \(fold 1\), BUSBRA_0004_s \(fold 0\)"):
+        write_splits("779", partition_csv=_partition(tmp_path, folds))
 
 
 @pytest.mark.parametrize("change, message", [

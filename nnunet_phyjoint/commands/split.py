@@ -4,16 +4,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 
 def _run(args: argparse.Namespace) -> int:
     from nnunet_phyjoint.metadata import load_case_metadata
-    from nnunet_phyjoint.splits import format_fold_balance, load_raw_dataset_json, write_splits
+    from nnunet_phyjoint.splits import SplitWarning, format_fold_balance, load_raw_dataset_json, write_splits
 
     try:
-        path = write_splits(args.dataset_id, n_folds=args.folds, seed=args.seed, overwrite=args.overwrite,
-                            leave_one_scanner_out=args.leave_one_scanner_out,
-                            partition_csv=args.bus_bra_partition)
+        with warnings.catch_warnings(record=True) as issued:
+            warnings.simplefilter("always", SplitWarning)
+            path = write_splits(args.dataset_id, n_folds=args.folds, seed=args.seed, overwrite=args.overwrite,
+                                leave_one_scanner_out=args.leave_one_scanner_out,
+                                partition_csv=args.bus_bra_partition)
+        for w in issued:
+            if issubclass(w.category, SplitWarning):
+                print(f"phyjoint split: warning: {w.message}", file=sys.stderr)
+            else:  # not ours: hand it back to Python's own display
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         _, _, dataset_json = load_raw_dataset_json(args.dataset_id)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as e:
         # KeyError carries its explanation as the first argument; str() would add quotes
