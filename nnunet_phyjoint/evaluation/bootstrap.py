@@ -8,7 +8,7 @@ on a busy machine.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -56,3 +56,10 @@ def bootstrap_ci(
             lo, hi = np.percentile(values, [100 * alpha, 100 * (1 - alpha)])
             out[name] = (float(lo), float(hi))
     return out
+
+
+def ci_entry(value: float, ci: Mapping[str, tuple[float, float]], key: str, **extra: Any) -> dict[str, Any]:
+    """One reported statistic: ``{"value", "ci_low", "ci_high", **extra}``, with NaN bounds where ``ci``
+    (from :func:`bootstrap_ci`) has no interval for ``key``."""
+    lo, hi = ci.get(key, (float("nan"), float("nan")))
+    return {"value": value, "ci_low": lo, "ci_high": hi, **extra}

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from nnunet_phyjoint.evaluation.bootstrap import bootstrap_ci
+from nnunet_phyjoint.evaluation.bootstrap import bootstrap_ci, ci_entry
 from nnunet_phyjoint.metadata import METADATA_KEY
 
 #: (key of the evaluation's statistic, label) reported per scanner
@@ -49,7 +49,6 @@ def scores_by_scanner(scanners: Sequence[str], statistic_on: Callable[[np.ndarra
         entry: dict[str, Any] = {"n_cases": int(len(idx))}
         for key, _ in BY_SCANNER_METRICS:
             if key in point:
-                lo, hi = ci.get(key, (np.nan, np.nan))
-                entry[key] = {"value": float(np.asarray(point[key]).reshape(-1)[0]), "ci_low": lo, "ci_high": hi}
+                entry[key] = ci_entry(float(np.asarray(point[key]).reshape(-1)[0]), ci, key)
         out[scanner] = entry
     return out

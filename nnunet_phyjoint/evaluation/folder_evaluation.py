@@ -9,7 +9,7 @@ import numpy as np
 
 from nnunet_phyjoint.evaluation import classification_metrics as clsm
 from nnunet_phyjoint.evaluation import segmentation_metrics as segm
-from nnunet_phyjoint.evaluation.bootstrap import bootstrap_ci
+from nnunet_phyjoint.evaluation.bootstrap import bootstrap_ci, ci_entry
 from nnunet_phyjoint.evaluation.by_scanner import case_scanners, scores_by_scanner
 from nnunet_phyjoint.evaluation.io import (
     CLASSIFICATION_CSV, list_pngs, read_classification_csv, read_grey_image, read_mask, read_predicted_classes,
@@ -222,8 +222,7 @@ def _classification_inputs(case_ids, csv_path: Path, dj, dataset_json: Path | No
 
 
 def _entry(point: Mapping[str, float], ci: Mapping[str, tuple[float, float]], key: str, n: int) -> dict:
-    lo, hi = ci.get(key, (np.nan, np.nan))
-    return {"value": point[key], "ci_low": lo, "ci_high": hi, "n": n}
+    return ci_entry(point[key], ci, key, n=n)
 
 
 def _area_ratio(pred_pix: np.ndarray, gt_pix: np.ndarray) -> dict | None:
