@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from nnunet_phyjoint.metadata import CaseMeta
-from nnunet_phyjoint.splits import verify_splits
+from nnunet_phyjoint.split_checks import verify_splits
 
 Split = dict[str, list[str]]
 
