@@ -17,7 +17,7 @@ from nnunet_phyjoint.metadata import CLASS_NAMES, CaseMeta, load_case_metadata
 from nnunet_phyjoint.split_checks import Split, case_groups, verify_splits
 
 __all__ = ["SplitWarning", "case_groups", "format_fold_balance", "leave_one_scanner_out_splits",
-           "load_raw_dataset_json", "make_splits", "verify_splits", "write_splits"]
+           "load_raw_dataset_json", "make_splits", "validation_folds", "verify_splits", "write_splits"]
 
 
 class SplitWarning(UserWarning):
@@ -127,6 +127,30 @@ def _case_ids_in_images(raw_dataset: Path, file_ending: str) -> set[str] | None:
         return None
     suffix = f"_0000{file_ending}"
     return {p.name[: -len(suffix)] for p in images.iterdir() if p.name.endswith(suffix)}
+
+
+def validation_folds(splits_json: str | Path) -> dict[str, int]:
+    """Case id -> the fold whose validation set holds it, read from nnU-Net's ``splits_final.json``.
+
+    Raises ``ValueError`` naming the file when it is not a list of ``{"train": [...], "val": [...]}`` or a case
+    is in two validation sets; ``FileNotFoundError`` when it is missing.
+    """
+    path = Path(splits_json)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (nnU-Net's splits_final.json)")
+    try:
+        splits = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(splits, list) or not all(isinstance(s, dict) and isinstance(s.get("val"), list) for s in splits):
+        raise ValueError(f"{path}: not nnU-Net's splits_final.json (a list of {{\"train\": [...], \"val\": [...]}})")
+    fold_of: dict[str, int] = {}
+    for fold, split in enumerate(splits):
+        for case in split["val"]:
+            if case in fold_of:
+                raise ValueError(f"{path}: case {case!r} is in the validation set of folds {fold_of[case]} and {fold}")
+            fold_of[case] = fold
+    return fold_of
 
 
 def load_raw_dataset_json(dataset_id: int | str) -> tuple[str, Path, dict[str, Any]]:

@@ -768,6 +768,10 @@ def test_benchmark_end_to_end_two_arms(tmp_path):
     assert "| `nnunet` |" in table and "segmentation only" in table
     # two simulated scanners: each arm also scored per scanner
     assert all(len(r["metrics"]["by_scanner"]) == 2 for r in result["rows"]) and "Per scanner (" in table
+    # and per fold, each fold with its own cases, beside the arm's mean of folds
+    assert all(list(r["metrics"]["by_fold"]) == ["0", "1", "2", "3"] for r in result["rows"])
+    assert sum(e["n_cases"] for e in result["rows"][0]["metrics"]["by_fold"].values()) == 32
+    assert "Per fold (" in table and "| mean of 4 | 32 |" in table
     assert "Total min/fold" in table and "`phyjoint`, min per fold: preprocessing" in table
     with Image.open(out / "fig3_arms.png") as im:
         assert im.size[0] > 300
@@ -904,8 +908,27 @@ def test_benchmark_trains_without_early_stopping_in_both_protocols(monkeypatch, 
     assert len(seen) == 1 and seen[0][PATIENCE_ENV] == "0"
 
 
+def test_by_fold_table_adds_each_arms_unweighted_mean_of_folds():
+    from nnunet_phyjoint.benchmark.table import DASH, by_group_table
+
+    def e(v):
+        return {"value": v, "ci_low": v - 0.05, "ci_high": v + 0.05}
+
+    rows = [{"arm": "phyjoint", "metrics": {"by_fold": {
+                "0": {"n_cases": 469, "dsc_lesion_only": e(0.8), "auc_malignant": e(0.9)},
+                "1": {"n_cases": 468, "dsc_lesion_only": e(0.9), "auc_malignant": e(0.7)}}}},
+            {"arm": "nnunet", "metrics": {"by_fold": {
+                "0": {"n_cases": 469, "dsc_lesion_only": e(0.5)}, "1": {"n_cases": 468, "dsc_lesion_only": e(0.6)}}}}]
+    lines = by_group_table(rows, "by_fold", "Fold", mean_row=True).splitlines()
+    assert lines[0].startswith("| Arm | Fold | Cases | DSC lesion-only |")
+    assert lines[2].startswith("| `phyjoint` | 0 | 469 | 0.800 [0.750, 0.850] |")
+    assert lines[4] == f"| `phyjoint` | mean of 2 | 937 | 0.850 | {DASH} | 0.800 | {DASH} | {DASH} |"
+    assert lines[7] == f"| `nnunet` | mean of 2 | 937 | 0.550 | {DASH} | {DASH} | {DASH} | {DASH} |"
+    assert len(lines) == 8
+
+
 def test_by_scanner_table_one_line_per_arm_and_scanner():
-    from nnunet_phyjoint.benchmark.table import DASH, by_scanner_table
+    from nnunet_phyjoint.benchmark.table import DASH, by_group_table
 
     def e(v, lo, hi):
         return {"value": v, "ci_low": lo, "ci_high": hi}
@@ -916,7 +939,7 @@ def test_by_scanner_table_one_line_per_arm_and_scanner():
                                "specificity": e(0.585, 0.5, 0.64)},
                 "Toshiba": {"n_cases": 75, "dsc_lesion_only": e(0.709, 0.647, 0.771)}}}},
             {"arm": "nnunet", "metrics": {"by_scanner": None}}]
-    lines = by_scanner_table(rows).splitlines()
+    lines = by_group_table(rows, "by_scanner", "Scanner").splitlines()
     assert len(lines) == 4  # header, rule, two scanners of the one arm with a breakdown
     assert lines[2] == ("| `phyjoint` | GE Logiq 5 | 389 | 0.892 [0.883, 0.900] | 19.5 [17.5, 21.9] | "
                         "0.848 [0.807, 0.888] | 0.879 [0.800, 0.930] | 0.585 [0.500, 0.640] |")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,64 @@ def test_metrics_per_scanner_each_bootstrapped_on_its_own_cases(folders):
     assert "figures/by_scanner.png" in md
     with Image.open(folders["out"] / "figures" / "by_scanner.png") as im:
         assert im.format == "PNG" and im.size[0] > 300
+
+
+def test_metrics_per_fold_equal_each_fold_evaluated_alone(folders, tmp_path):
+    import shutil
+
+    # fold 0 holds four lesions of different DSC, so its intervals depend on which resamples are drawn
+    case_folds = {cid: 0 if cid in ("c1", "c2", "c5", "c6") else 1 for cid in CASES}
+    dj = folders["dataset"] / "dataset.json"
+    metrics = evaluate_folders(folders["gt"], folders["pred"], dataset_json=dj, out_dir=folders["out"],
+                               n_bootstrap=20, progress=False, case_folds=case_folds)
+    assert list(metrics["by_fold"]) == ["0", "1"]
+    for fold in (0, 1):
+        sub = tmp_path / f"fold{fold}"
+        for kind in ("gt", "pred"):
+            (sub / kind).mkdir(parents=True)
+            for cid in (c for c, f in case_folds.items() if f == fold):
+                shutil.copy(folders[kind] / f"{cid}.png", sub / kind)
+        shutil.copy(folders["pred"] / "classification.csv", sub / "pred")  # its other fold's rows are ignored
+        alone = evaluate_folders(sub / "gt", sub / "pred", dataset_json=dj, n_bootstrap=20, figures=False,
+                                 progress=False)
+        entry = metrics["by_fold"][str(fold)]
+        assert entry["n_cases"] == alone["n_cases"] == (4, 2)[fold]
+        for key, pooled in (("dsc_lesion_only", alone["segmentation"]["dsc"]["lesion_only"]),
+                            ("hd95_px", alone["segmentation"]["hd95_px"]),
+                            ("specificity", alone["classification"]["specificity"]),
+                            ("sensitivity", alone["classification"]["sensitivity"])):
+            for part in ("value", "ci_low", "ci_high"):  # same statistic, same resamples of the same cases
+                assert entry[key][part] == pytest.approx(pooled[part], nan_ok=True), (fold, key, part)
+    with open(folders["out"] / "per_case.csv") as f:
+        assert {r["case_id"]: r["fold"] for r in csv.DictReader(f)} == {c: str(k) for c, k in case_folds.items()}
+    md = (folders["out"] / "metrics.md").read_text()
+    assert "## By fold" in md and "figures/by_fold.png" in md
+    assert (folders["out"] / "figures" / "by_fold.png").is_file()
+    one_fold = evaluate_folders(folders["gt"], folders["pred"], dataset_json=dj, n_bootstrap=20, figures=False,
+                                progress=False, case_folds=dict.fromkeys(CASES, 2))
+    assert one_fold["by_fold"] is None  # one fold: nothing to break down
+    with pytest.raises(ValueError, match="no fold for 1 evaluated case"):
+        evaluate_folders(folders["gt"], folders["pred"], dataset_json=dj, n_bootstrap=20, figures=False,
+                         progress=False, case_folds={c: 0 for c in CASES if c != "c6"})
+
+
+def test_cli_scores_each_fold_of_an_nnunet_splits_file(folders, tmp_path, capsys):
+    splits = tmp_path / "splits_final.json"
+    splits.write_text(json.dumps([{"train": ["c4", "c5", "c6"], "val": ["c1", "c2", "c3"]},
+                                  {"train": ["c1", "c2", "c3"], "val": ["c4", "c5", "c6"]}]))
+    assert main(["evaluate", str(folders["gt"]), str(folders["pred"]), "-o", str(folders["out"]),
+                 "--bootstrap", "20", "--no-figures", "--splits", str(splits)]) == 0
+    by_fold = json.loads((folders["out"] / "metrics.json").read_text())["by_fold"]
+    assert {k: v["n_cases"] for k, v in by_fold.items()} == {"0": 3, "1": 3}
+
+    for content, message in (
+            ([{"train": [], "val": ["c1", "c2", "c3"]}, {"train": [], "val": ["c3", "c4", "c5", "c6"]}],
+             "case 'c3' is in the validation set of folds 0 and 1"),
+            ([{"train": [], "val": ["c1", "c2", "c3"]}, {"train": [], "val": ["c4", "c5"]}],
+             r"1 case\(s\) of .* are in no validation fold: \['c6'\]"),
+            ({"val": ["c1"]}, "not nnU-Net's splits_final.json")):
+        splits.write_text(json.dumps(content))
+        assert main(["evaluate", str(folders["gt"]), str(folders["pred"]), "-o", str(tmp_path / "x"),
+                     "--bootstrap", "20", "--no-figures", "--splits", str(splits)]) == 1
+        err = capsys.readouterr().err
+        assert str(splits) in err and re.search(message, err), err

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from nnunet_phyjoint.atomic_io import atomic_folder
 from nnunet_phyjoint.evaluation.io import (
@@ -101,13 +101,14 @@ def ground_truth_subset(raw_dataset: Path, case_ids: Iterable[str], out: Path, l
 
 
 def evaluate_predictions(gt_labels: Path, pred_folder: Path, raw_dataset: Path, out_dir: Path,
-                         n_bootstrap: int = 1000, seed: int = 0, images_folder: str = "imagesTr") -> dict[str, Any]:
+                         n_bootstrap: int = 1000, seed: int = 0, images_folder: str = "imagesTr",
+                         case_folds: Mapping[str, int] | None = None) -> dict[str, Any]:
     """:func:`evaluate_folders` of ``pred_folder`` against ``gt_labels`` (report and figures in ``out_dir``;
-    the figures' images from ``raw_dataset/images_folder``)."""
+    the figures' images from ``raw_dataset/images_folder``; per fold too with ``case_folds``)."""
     from nnunet_phyjoint.evaluation import evaluate_folders
 
     images = raw_dataset / images_folder
     return evaluate_folders(gt_labels, pred_folder, dataset_json=raw_dataset / "dataset.json", out_dir=out_dir,
                             n_bootstrap=n_bootstrap, seed=seed,
                             images_dir=images if images.is_dir() else None,
-                            progress=False)
+                            progress=False, case_folds=case_folds)

@@ -54,7 +54,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     from nnunet_phyjoint.benchmark.curves import LEARNING_CURVE_CAPTION, arm_curves
     from nnunet_phyjoint.benchmark.figures import plot_arms, plot_learning_curves
     from nnunet_phyjoint.benchmark.table import (
-        BY_SCANNER_HEADING, POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, by_scanner_table,
+        BY_FOLD_HEADING, BY_SCANNER_HEADING, POSTPROCESSED_HEADING, TEST_SET_HEADING, UNGATED_HEADING, by_group_table,
         markdown_table, postprocessed_table, render_report, test_set_table, time_notes, ungated_table,
     )
     from nnunet_phyjoint.atomic_io import atomic_write_text
@@ -95,6 +95,7 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
 
     raw = raw_dir() / dataset_name
     val_cases = sorted(c for f in cfg.folds for c in splits[f]["val"])
+    case_folds = {c: f for f in cfg.folds for c in splits[f]["val"]}
     gt = ground_truth_subset(raw, val_cases, out / "gt")
     device = torch.device(cfg.device)
     rows = []
@@ -103,7 +104,8 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         plans = plans_of(arm, cfg)
         folder = runner.model_folder(dataset_name, arm.trainer(budget), plans)
         collect_cv_predictions(folder, cfg.folds, out / "cv" / arm.name)
-        metrics = evaluate_predictions(gt, out / "cv" / arm.name, raw, out / "eval" / arm.name, cfg.n_bootstrap)
+        metrics = evaluate_predictions(gt, out / "cv" / arm.name, raw, out / "eval" / arm.name, cfg.n_bootstrap,
+                                       case_folds=case_folds)
         costs = arm_costs(dataset_name, plans, arm.trainer(budget), folder, cfg.folds, arm.export_bits,
                           out / "export" / arm.name, device, cfg.n_speed_images,
                           timing_cache=out / "timing" / f"{arm.name}.json", log_dirs=[log_dir])
@@ -124,8 +126,10 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         table += "\n\n" + POSTPROCESSED_HEADING + "\n\n" + postprocessed_table(rows)
     if any("ungated" in r for r in rows):
         table += "\n\n" + UNGATED_HEADING + "\n\n" + ungated_table(rows)
+    if any(r["metrics"].get("by_fold") for r in rows):
+        table += "\n\n" + BY_FOLD_HEADING + "\n\n" + by_group_table(rows, "by_fold", "Fold", mean_row=True)
     if any(r["metrics"].get("by_scanner") for r in rows):
-        table += "\n\n" + BY_SCANNER_HEADING + "\n\n" + by_scanner_table(rows)
+        table += "\n\n" + BY_SCANNER_HEADING + "\n\n" + by_group_table(rows, "by_scanner", "Scanner")
     figures: list = []
     if cfg.test_dataset is not None:
         table += "\n\n" + TEST_SET_HEADING.format(dataset=test_name, n=rows[0]["test"]["n_cases"],
@@ -180,8 +184,8 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
 
 def _metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The part of an evaluation that table1.json keeps per arm (case count, segmentation, classification,
-    per-scanner scores)."""
-    return {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification", "by_scanner")}
+    per-scanner and per-fold scores)."""
+    return {k: metrics.get(k) for k in ("n_cases", "segmentation", "classification", "by_scanner", "by_fold")}
 
 
 def _postprocessed(arm_name: str, model_folder: Path, gt: Path, raw: Path, out: Path, n_bootstrap: int) -> dict[str, Any]:

@@ -226,19 +226,30 @@ def ungated_table(rows: Sequence[Mapping[str, Any]]) -> str:
 BY_SCANNER_HEADING = (
     "Per scanner (the pooled validation cases of each scanner, bootstrapped on their own; every scanner is in "
     "every training fold, so this is in distribution; leave one scanner out is `--leave-one-scanner-out`):")
-BY_SCANNER_COLUMNS = (("DSC lesion-only", "dsc_lesion_only", 3), ("HD95 px", "hd95_px", 1),
-                      ("AUC malignant", "auc_malignant", 3), ("Sensitivity", "sensitivity", 3),
-                      ("Specificity", "specificity", 3))
+BY_FOLD_HEADING = (
+    "Per fold (each fold's validation cases scored on their own, as that fold's model alone; the mean of the "
+    "folds beside the pooled value, which for an AUC ranks the cases of differently calibrated models together):")
+GROUP_COLUMNS = (("DSC lesion-only", "dsc_lesion_only", 3), ("HD95 px", "hd95_px", 1),
+                 ("AUC malignant", "auc_malignant", 3), ("Sensitivity", "sensitivity", 3),
+                 ("Specificity", "specificity", 3))
 
 
-def by_scanner_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One line per arm and scanner: the case count and the scanner's own metrics with 95% CIs."""
-    head = ["Arm", "Scanner", "Cases", *(c[0] for c in BY_SCANNER_COLUMNS)]
+def by_group_table(rows: Sequence[Mapping[str, Any]], key: str, kind: str, mean_row: bool = False) -> str:
+    """One line per arm and group (``metrics[key]``: "by_scanner" or "by_fold", headed ``kind``): the case
+    count and the group's own metrics with 95% CIs; with ``mean_row`` also each arm's unweighted mean over
+    its groups (no CI: the groups are the units)."""
+    head = ["Arm", kind, "Cases", *(c[0] for c in GROUP_COLUMNS)]
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for row in rows:
-        for scanner, entry in ((row.get("metrics") or {}).get("by_scanner") or {}).items():
-            cells = [f"`{row['arm']}`", scanner, str(entry["n_cases"])]
-            cells += [format_ci(entry.get(key), digits) for _, key, digits in BY_SCANNER_COLUMNS]
+        groups = (row.get("metrics") or {}).get(key) or {}
+        for group, entry in groups.items():
+            cells = [f"`{row['arm']}`", group, str(entry["n_cases"])]
+            cells += [format_ci(entry.get(metric), digits) for _, metric, digits in GROUP_COLUMNS]
+            lines.append("| " + " | ".join(cells) + " |")
+        if mean_row and len(groups) > 1:
+            cells = [f"`{row['arm']}`", f"mean of {len(groups)}", str(sum(e["n_cases"] for e in groups.values()))]
+            cells += [_num(_mean_or_none([(e.get(metric) or {}).get("value") for e in groups.values()]), f".{digits}f")
+                      for _, metric, digits in GROUP_COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -10,10 +10,21 @@ def _run(args: argparse.Namespace) -> int:
     from nnunet_phyjoint.evaluation import evaluate_folders, format_summary_table
 
     try:
+        case_folds = None
+        if args.splits is not None:
+            from nnunet_phyjoint.evaluation.io import list_pngs
+            from nnunet_phyjoint.splits import validation_folds
+
+            case_folds = validation_folds(args.splits)
+            outside = sorted(set(list_pngs(args.gt_folder)) - set(case_folds))
+            if outside:
+                raise ValueError(f"{args.splits}: {len(outside)} case(s) of {args.gt_folder} are in no validation "
+                                 f"fold: {outside[:5]}")
         metrics = evaluate_folders(
             args.gt_folder, args.pred_folder, classification_csv=args.classification,
             dataset_json=args.dataset_json, out_dir=args.output, spacing_mm=args.spacing_mm,
             n_bootstrap=args.bootstrap, seed=args.seed, figures=not args.no_figures, images_dir=args.images,
+            case_folds=case_folds,
         )
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"phyjoint evaluate: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
@@ -43,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="images for the overlays (CASE_0000.png; default GT_FOLDER/../imagesTr)")
     p.add_argument("--spacing-mm", type=float, nargs=2, metavar=("SY", "SX"), default=None,
                    help="pixel spacing (row, column) in mm for every case; HD95 is then also given in mm")
+    p.add_argument("--splits", type=Path, default=None, metavar="JSON",
+                   help="nnU-Net's splits_final.json: for pooled cross-validation predictions, also score each fold's "
+                        "validation cases on their own (metrics.md 'By fold', figures/by_fold.png)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")

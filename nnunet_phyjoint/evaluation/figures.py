@@ -82,15 +82,16 @@ def plot_overlays(
     return _save(fig, Path(path))
 
 
-def plot_by_scanner(by_scanner: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
-    """Per scanner: lesion-only DSC and (where defined) benign-vs-malignant AUC, bars with 95% CIs."""
+def plot_by_group(by_group: Mapping[str, Mapping[str, Any]], kind: str, path: str | Path) -> Path:
+    """Per group (``kind``: "scanner", "fold"): lesion-only DSC and (where defined) benign-vs-malignant AUC,
+    bars with 95% CIs."""
     plt = _pyplot()
     panels = [(key, label) for key, label in (("dsc_lesion_only", "DSC lesion-only"), ("auc_malignant", "AUC malignant"))
-              if any(np.isfinite(e.get(key, {}).get("value", np.nan)) for e in by_scanner.values())]
-    names = list(by_scanner)
+              if any(np.isfinite(e.get(key, {}).get("value", np.nan)) for e in by_group.values())]
+    names = list(by_group)
     fig, axes = plt.subplots(1, len(panels), figsize=(1.2 * len(names) * len(panels) + 2.5, 3.8), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
-        entries = [by_scanner[n].get(key, {}) for n in names]
+        entries = [by_group[n].get(key, {}) for n in names]
         values = np.array([e.get("value", np.nan) for e in entries], dtype=float)
         lo = np.array([e.get("ci_low", np.nan) for e in entries], dtype=float)
         hi = np.array([e.get("ci_high", np.nan) for e in entries], dtype=float)
@@ -100,6 +101,7 @@ def plot_by_scanner(by_scanner: Mapping[str, Mapping[str, Any]], path: str | Pat
         for xi, v in zip(x, values):
             ax.text(xi, 0.02, "n/a" if not np.isfinite(v) else f"{v:.3f}", ha="center", va="bottom", fontsize=7,
                     color="white" if np.isfinite(v) and v > 0.1 else "black")
-        ax.set_xticks(x, [f"{n}\n(n={by_scanner[n]['n_cases']})" for n in names], fontsize=7, rotation=20)
-        ax.set(ylim=(0, 1.05), ylabel=label, title=f"{label} per scanner (95% CI)")
+        ax.set_xticks(x, [f"{kind} {n}\n(n={by_group[n]['n_cases']})" if kind == "fold" else
+                          f"{n}\n(n={by_group[n]['n_cases']})" for n in names], fontsize=7, rotation=20)
+        ax.set(ylim=(0, 1.05), ylabel=label, title=f"{label} per {kind} (95% CI)")
     return _save(fig, Path(path))

@@ -10,7 +10,7 @@ import numpy as np
 from nnunet_phyjoint.evaluation import classification_metrics as clsm
 from nnunet_phyjoint.evaluation import segmentation_metrics as segm
 from nnunet_phyjoint.evaluation.bootstrap import bootstrap_ci, ci_entry
-from nnunet_phyjoint.evaluation.by_scanner import case_scanners, scores_by_scanner
+from nnunet_phyjoint.evaluation.by_group import case_scanners, scores_by_group
 from nnunet_phyjoint.evaluation.io import (
     CLASSIFICATION_CSV, list_pngs, read_classification_csv, read_grey_image, read_mask, read_predicted_classes,
 )
@@ -43,6 +43,7 @@ def evaluate_folders(
     figures: bool = True,
     images_dir: str | Path | None = None,
     progress: bool = True,
+    case_folds: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``pred_dir`` against ``gt_dir``; with ``out_dir``, also the report files and figures.
 
@@ -51,7 +52,9 @@ def evaluate_folders(
     not given, ``pred_dir/classification.csv`` if it exists; true classes from the dataset.json
     ``"phyjoint"`` metadata (default ``gt_dir/../dataset.json``). Spacing: ``spacing_mm``
     (row, column) for every case, else ``"spacing_mm"`` of each case in the metadata if present.
-    Cases from two or more scanners (metadata) are also scored per scanner (``metrics["by_scanner"]``).
+    Cases from two or more scanners (metadata) are also scored per scanner (``metrics["by_scanner"]``), and
+    with ``case_folds`` (case id -> cross-validation fold, for pooled validation predictions) spanning two
+    or more folds, per fold (``metrics["by_fold"]``; each fold scores as its cases evaluated alone would).
     Writes ``metrics.json``, ``metrics.md``, ``per_case.csv`` and ``figures/*.png`` into ``out_dir``.
     Returns the content of ``metrics.json``.
     """
@@ -107,6 +110,10 @@ def evaluate_folders(
     if scanners is not None:
         for row, scanner in zip(per_case, scanners):
             row["scanner"] = scanner
+    folds = _case_fold_names(case_ids, case_folds)
+    if folds is not None:
+        for row, fold in zip(per_case, folds):
+            row["fold"] = fold
 
     metrics: dict[str, Any] = {
         "format_version": 1,
@@ -129,8 +136,10 @@ def evaluate_folders(
     else:
         metrics["classification_note"] = classification_note
     # per scanner only where the cases span two or more (dataset.json metadata)
-    metrics["by_scanner"] = (scores_by_scanner(scanners, statistic_on, n_bootstrap=n_bootstrap, seed=seed)
+    metrics["by_scanner"] = (scores_by_group(scanners, statistic_on, n_bootstrap=n_bootstrap, seed=seed)
                              if scanners is not None else None)
+    metrics["by_fold"] = (scores_by_group(folds, statistic_on, n_bootstrap=n_bootstrap, seed=seed)
+                          if folds is not None else None)
 
     if out_dir is not None:
         from nnunet_phyjoint.evaluation.report import write_reports
@@ -219,6 +228,17 @@ def _classification_inputs(case_ids, csv_path: Path, dj, dataset_json: Path | No
     return {"y_true": y_true, "probs": probs, "y_pred": y_pred, "csv": csv_path,
             "unlabelled": [cid for cid in case_ids if cid not in labels],
             "extra_rows": sorted(set(probs_by_case) - set(case_ids))}
+
+
+def _case_fold_names(case_ids: Sequence[str], case_folds: Mapping[str, int] | None) -> list[str] | None:
+    """Each case's fold as a group name, or None without folds or with fewer than two (nothing to break down)."""
+    if not case_folds:
+        return None
+    unknown = [c for c in case_ids if c not in case_folds]
+    if unknown:
+        raise ValueError(f"case_folds has no fold for {len(unknown)} evaluated case(s): {_names(unknown)}")
+    names = [str(int(case_folds[c])) for c in case_ids]
+    return names if len(set(names)) >= 2 else None
 
 
 def _entry(point: Mapping[str, float], ci: Mapping[str, tuple[float, float]], key: str, n: int) -> dict:
@@ -330,5 +350,7 @@ def _write_figures(fig_dir: Path, metrics, cls_data, per_case, gts, preds, image
         files.append(figs.plot_roc_curves(cls_data["y_true"][known], cls_data["probs"][known], fig_dir / "roc_curves.png"))
         files.append(figs.plot_confusion_matrix(cls["confusion_matrix"], fig_dir / "confusion_matrix.png"))
     if metrics.get("by_scanner"):
-        files.append(figs.plot_by_scanner(metrics["by_scanner"], fig_dir / "by_scanner.png"))
+        files.append(figs.plot_by_group(metrics["by_scanner"], "scanner", fig_dir / "by_scanner.png"))
+    if metrics.get("by_fold"):
+        files.append(figs.plot_by_group(metrics["by_fold"], "fold", fig_dir / "by_fold.png"))
     return files

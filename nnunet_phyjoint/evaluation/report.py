@@ -109,7 +109,8 @@ def render_markdown(metrics: Mapping[str, Any], figures: Sequence[str] = ()) -> 
         if cls["notes"]:
             out.append("")
 
-    out += _by_scanner_section(metrics.get("by_scanner"))
+    out += _by_group_section(metrics.get("by_scanner"), "Scanner", "Each scanner's cases")
+    out += _by_group_section(metrics.get("by_fold"), "Fold", "Each cross-validation fold's validation cases")
     out += ["## Conventions", ""] + [f"- {c}" for c in metrics["conventions"]] + [""]
     if metrics.get("extra_predictions"):
         extra = metrics["extra_predictions"]
@@ -120,24 +121,24 @@ def render_markdown(metrics: Mapping[str, Any], figures: Sequence[str] = ()) -> 
     return "\n".join(out)
 
 
-def _by_scanner_section(by_scanner: Mapping[str, Any] | None) -> list[str]:
-    if not by_scanner:
+def _by_group_section(by_group: Mapping[str, Any] | None, kind: str, whose: str) -> list[str]:
+    if not by_group:
         return []
-    from nnunet_phyjoint.evaluation.by_scanner import BY_SCANNER_METRICS
+    from nnunet_phyjoint.evaluation.by_group import GROUP_METRICS
 
-    shown = [(k, label) for k, label in BY_SCANNER_METRICS if any(k in e for e in by_scanner.values())]
-    out = ["## By scanner", "", "Each scanner's cases, bootstrapped on their own (value [95% CI]).", "",
-           "| Scanner | Cases | " + " | ".join(label for _, label in shown) + " |",
+    shown = [(k, label) for k, label in GROUP_METRICS if any(k in e for e in by_group.values())]
+    out = [f"## By {kind.lower()}", "", f"{whose}, bootstrapped on their own (value [95% CI]).", "",
+           f"| {kind} | Cases | " + " | ".join(label for _, label in shown) + " |",
            "|---|---:|" + "---:|" * len(shown)]
-    for scanner, entry in by_scanner.items():
+    for group, entry in by_group.items():
         cells = [f"{_num(entry[k]['value'])} [{_ci(entry[k])}]" if k in entry else "n/a" for k, _ in shown]
-        out.append(f"| {scanner} | {entry['n_cases']} | " + " | ".join(cells) + " |")
+        out.append(f"| {group} | {entry['n_cases']} | " + " | ".join(cells) + " |")
     return out + [""]
 
 
 PER_CASE_COLUMNS = ("case_id", "dsc", "jaccard", "hd95_px", "hd95_mm", "gt_pixels", "pred_pixels",
                     "spacing_y_mm", "spacing_x_mm", "gt_class", "predicted_class",
-                    *(f"prob_{c}" for c in CLASS_NAMES), "scanner")
+                    *(f"prob_{c}" for c in CLASS_NAMES), "scanner", "fold")
 
 
 def write_per_case_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
