@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from nnunet_phyjoint.metadata import CaseMeta
-from nnunet_phyjoint.split_checks import verify_splits
-
-Split = dict[str, list[str]]
+from nnunet_phyjoint.split_checks import Split, verify_splits
 
 
 def _image_ids(metadata: Mapping[str, CaseMeta]) -> dict[str, str]:

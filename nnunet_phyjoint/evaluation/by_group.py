@@ -18,8 +18,8 @@ from nnunet_phyjoint.metadata import METADATA_KEY
 
 #: (key of the evaluation's statistic, label) reported per group
 GROUP_METRICS = (("dsc_lesion_only", "DSC lesion-only"), ("jaccard_lesion_only", "Jaccard lesion-only"),
-                      ("hd95_px", "HD95 px"), ("auc_malignant", "AUC malignant"),
-                      ("sensitivity", "Sensitivity"), ("specificity", "Specificity"))
+                 ("hd95_px", "HD95 px"), ("auc_malignant", "AUC malignant"),
+                 ("sensitivity", "Sensitivity"), ("specificity", "Specificity"))
 
 Statistic = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -34,6 +34,11 @@ def case_scanners(case_ids: Sequence[str], dataset_json: Mapping[str, Any] | Non
     return scanners if len({s for s in scanners if s}) >= 2 else None
 
 
+def _group_order(name: str) -> tuple[bool, int, str]:
+    # fold names ("10" after "9") by value, scanner names alphabetically
+    return (not name.isdigit(), int(name) if name.isdigit() else 0, name)
+
+
 def scores_by_group(groups: Sequence[str], statistic_on: Callable[[np.ndarray], Statistic],
                     n_bootstrap: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Per group (each case's group name, e.g. its scanner): its case count and every metric of
@@ -45,7 +50,7 @@ def scores_by_group(groups: Sequence[str], statistic_on: Callable[[np.ndarray], 
     """
     groups = np.asarray(groups, dtype=object)
     out: dict[str, dict[str, Any]] = {}
-    for group in sorted({g for g in groups if g}, key=lambda g: (not g.isdigit(), int(g) if g.isdigit() else 0, g)):
+    for group in sorted({g for g in groups if g}, key=_group_order):
         idx = np.flatnonzero(groups == group)
         statistic = statistic_on(idx)
         point = statistic(np.ones((1, len(idx))))
