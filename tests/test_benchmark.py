@@ -908,6 +908,49 @@ def test_benchmark_trains_without_early_stopping_in_both_protocols(monkeypatch, 
     assert len(seen) == 1 and seen[0][PATIENCE_ENV] == "0"
 
 
+def test_held_out_selects_loso_folds_by_a_part_of_the_scanner_name():
+    from nnunet_phyjoint.benchmark.loso import select_held_out
+
+    splits = [{"held_out_scanner": s} for s in ("GE Logiq 5 @10-12MHz", "GE Logiq 7 @10-14MHz", "Toshiba Aplio 300")]
+    assert select_held_out(splits, None) == [0, 1, 2]
+    assert select_held_out(splits, ["toshiba"]) == [2]
+    assert select_held_out(splits, ["Logiq 7", "logiq 5", "LOGIQ 7"]) == [0, 1]
+    for ambiguous_or_absent in (["Logiq"], ["Philips"]):
+        with pytest.raises(ValueError, match="matches (2|0) of the held-out scanners"):
+            select_held_out(splits, ambiguous_or_absent)
+
+
+def test_loso_trains_and_tables_only_the_chosen_held_out_scanner(monkeypatch, tmp_path):
+    from nnunet_phyjoint import splits as splits_module
+    from nnunet_phyjoint.benchmark import loso
+    from nnunet_phyjoint.benchmark.arms import known_arms
+    from nnunet_phyjoint.benchmark.stages import BenchmarkConfig
+
+    trained = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train_all(cfg, name, arms, folds, log_dir, runs_file):
+        trained.extend(folds)
+        raise Stop
+
+    (tmp_path / "raw" / "Dataset801_XLOSO").mkdir(parents=True)
+    monkeypatch.setattr(loso, "loso_dataset", lambda source, target: "Dataset801_XLOSO")
+    monkeypatch.setattr(loso, "raw_dir", lambda: tmp_path / "raw")
+    monkeypatch.setattr(loso, "_with_source_plan_settings", lambda cfg, source: cfg)
+    monkeypatch.setattr(loso, "prepare", lambda *a, **k: None)
+    monkeypatch.setattr(loso, "train_all", fake_train_all)
+    monkeypatch.setattr(splits_module, "write_splits", lambda *a, **k: None)
+    monkeypatch.setattr(splits_module, "leave_one_scanner_out_splits",
+                        lambda *a, **k: [{"held_out_scanner": s, "train": [], "val": []} for s in ("A1", "B2", "C3")])
+    cfg = BenchmarkConfig(dataset="901", out=tmp_path / "out", epochs=5, leave_one_scanner_out=True,
+                          loso_held_out=["c3"])
+    with pytest.raises(Stop):
+        loso.run_loso(cfg, "Dataset901_X", [known_arms()["phyjoint"]], [])
+    assert trained == [2]
+
+
 def test_by_fold_table_adds_each_arms_unweighted_mean_of_folds():
     from nnunet_phyjoint.benchmark.table import DASH, by_group_table
 

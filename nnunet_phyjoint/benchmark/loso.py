@@ -96,6 +96,26 @@ def _with_source_plan_settings(cfg: BenchmarkConfig, source_name: str) -> Benchm
     return dataclasses.replace(cfg, encoder=encoder, size=int(c["patch_size"][0]), batch_size=int(c["batch_size"]))
 
 
+def select_held_out(splits: list[dict[str, Any]], wanted: list[str] | None) -> list[int]:
+    """Indices of the splits whose held-out scanner matches one of ``wanted`` (case-insensitive substrings).
+
+    ``None`` selects every split. Each name must match exactly one held-out scanner, so that a typo or an
+    ambiguous name fails before hours of training instead of silently training something else.
+    """
+    scanners = [s["held_out_scanner"] for s in splits]
+    if not wanted:
+        return list(range(len(splits)))
+    chosen: list[int] = []
+    for name in wanted:
+        hits = [i for i, s in enumerate(scanners) if name.casefold() in s.casefold()]
+        if len(hits) != 1:
+            raise ValueError(f"--held-out {name!r} matches {len(hits)} of the held-out scanners {scanners}; "
+                             "give a name that matches exactly one")
+        if hits[0] not in chosen:
+            chosen.append(hits[0])
+    return sorted(chosen)
+
+
 def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: list[tuple[str, str]]) -> dict[str, Any]:
     """Train every arm on each leave-one-scanner-out fold; table and figure under ``OUT/loso``."""
     from nnunet_phyjoint.benchmark import runner
@@ -123,12 +143,14 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
     prepare(cfg, name, arms, log_dir)
     write_splits(name, leave_one_scanner_out=True, overwrite=True, loso_min_cases=cfg.loso_min_cases)
     raw = raw_dir() / name
-    splits = leave_one_scanner_out_splits(raw / "dataset.json", cfg.loso_min_cases)
+    all_splits = leave_one_scanner_out_splits(raw / "dataset.json", cfg.loso_min_cases)
+    folds = select_held_out(all_splits, cfg.loso_held_out)
+    splits = [all_splits[f] for f in folds]
     scanners = [s["held_out_scanner"] for s in splits]
-    folds = list(range(len(splits)))
+    left_out = [s["held_out_scanner"] for i, s in enumerate(all_splits) if i not in folds]
     print(f"[loso] {len(folds)} folds, held-out scanners {scanners}"
           + (f" (scanners with fewer than {cfg.loso_min_cases} images stay in training)" if cfg.loso_min_cases > 1
-             else ""), flush=True)
+             else "") + (f"; not in this run: {left_out}" if left_out else ""), flush=True)
     # train_all turns early stopping off: here it would watch, and tune on, the held-out scanner
     runs = train_all(cfg, name, arms, folds, log_dir, out / "runs.json")
 
@@ -161,11 +183,15 @@ def run_loso(cfg: BenchmarkConfig, source_name: str, arms: list[Arm], skipped: l
                f"dataset `{name}` (copy of `{source_name}`), one fold per held-out scanner, device `{cfg.device}`",
                "cells: lesion-only DSC / macro F1 on the held-out scanner's cases (not seen in training); "
                "mean = unweighted mean over held-out scanners; CIs in table_loso.json and the figure",
+               *([f"held-out scanners in this table: {len(scanners)} of {len(all_splits)} (`--held-out`); "
+                  f"not here: {', '.join(left_out)}, so the mean is not the mean over all scanners"]
+                 if left_out else []),
                "arms: " + "; ".join(f"`{r['arm']}` = {r['trainer']} on {r['plans']}" for r in rows)]
     notes = [f"`{n}` skipped: {r}" for n, r in skipped]
     notes.append(f"wall time (this invocation): {wall / 60:.1f} min")
     result = {"format_version": 1, "protocol": "leave-one-scanner-out", "dataset": name, "source_dataset": source_name,
-              "scanners": scanners, "repeat": cfg.repeat, "epochs": cfg.epochs if budget.is_epochs else None,
+              "scanners": scanners, "scanners_not_run": left_out, "folds": folds,
+              "repeat": cfg.repeat, "epochs": cfg.epochs if budget.is_epochs else None,
               "minutes_per_fold": None if budget.is_epochs else budget.value, "budget": budget.to_json(),
               "device": cfg.device, "machine": machine_info(),
               "rows": rows, "skipped": [{"arm": n, "reason": r} for n, r in skipped], "runs": runs, "wall_seconds": wall,

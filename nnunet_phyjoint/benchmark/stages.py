@@ -49,6 +49,7 @@ class BenchmarkConfig:
     leave_one_scanner_out: bool = False
     loso_dataset_id: int | None = None
     loso_min_cases: int = 1  # scanners with fewer images are never held out (they stay in training)
+    loso_held_out: list[str] | None = None  # only these held-out scanners (case-insensitive substrings); None: all
     minutes_per_fold: int | None = None  # equal wall-clock budget instead of equal epochs
     postprocessing: bool = True  # also score each arm after nnU-Net's own determine_postprocessing
     test_dataset: str | None = None  # independent test set (raw dataset id/name) scored by each arm's fold ensemble

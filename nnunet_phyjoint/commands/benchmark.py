@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         phyjoint_plans=args.plans, num_processes=args.np, n_bootstrap=args.bootstrap,
         n_speed_images=args.speed_images, leave_one_scanner_out=args.leave_one_scanner_out,
-        loso_dataset_id=args.loso_dataset_id, loso_min_cases=args.loso_min_cases,
+        loso_dataset_id=args.loso_dataset_id, loso_min_cases=args.loso_min_cases, loso_held_out=args.held_out,
         postprocessing=not args.no_postprocessing,
         test_dataset=args.test_dataset, repeat=args.repeat, jobs=args.jobs, scaling=args.scaling)
     try:
@@ -100,6 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loso-min-cases", type=int, default=1, metavar="N",
                    help="--leave-one-scanner-out holds out only scanners with at least N images; the others stay in "
                         "every training set (default 1: every scanner is held out once)")
+    p.add_argument("--held-out", nargs="+", default=None, metavar="SCANNER",
+                   help="--leave-one-scanner-out trains and tables only these held-out scanners (case-insensitive "
+                        "part of the name, e.g. Toshiba), so that one scanner at a time fits a session; finished "
+                        "runs are skipped, so a last run without --held-out tables them all")
     p.add_argument("--loso-dataset-id", type=int, default=None,
                    help="dataset id of that copy (default: ID + 100, or ID - 100 above 899)")
     p.add_argument("-p", "--plans", default="PhyJointPlans", help="PhyJoint plans name (default PhyJointPlans)")
