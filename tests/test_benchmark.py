@@ -867,9 +867,28 @@ def test_benchmark_leave_one_scanner_out_end_to_end(tmp_path):
             assert im.size[0] > 300
 
 
+class _StopAfterTraining(Exception):
+    """Raised by a fake train_all: what run_loso does after training is not under test."""
+
+
+def _loso_without_data(monkeypatch, tmp_path, scanners, train_all) -> None:
+    """run_loso on a fake LOSO copy with these held-out scanners, nothing planned, ``train_all`` as given."""
+    from nnunet_phyjoint import splits as splits_module
+    from nnunet_phyjoint.benchmark import loso
+
+    (tmp_path / "raw" / "Dataset801_XLOSO").mkdir(parents=True)
+    monkeypatch.setattr(loso, "loso_dataset", lambda source, target: "Dataset801_XLOSO")
+    monkeypatch.setattr(loso, "raw_dir", lambda: tmp_path / "raw")
+    monkeypatch.setattr(loso, "_with_source_plan_settings", lambda cfg, source: cfg)
+    monkeypatch.setattr(loso, "prepare", lambda *a, **k: None)
+    monkeypatch.setattr(loso, "train_all", train_all)
+    monkeypatch.setattr(splits_module, "write_splits", lambda *a, **k: None)
+    monkeypatch.setattr(splits_module, "leave_one_scanner_out_splits",
+                        lambda *a, **k: [{"held_out_scanner": s, "train": [], "val": []} for s in scanners])
+
+
 def test_benchmark_trains_without_early_stopping_in_both_protocols(monkeypatch, tmp_path):
     """LOSO's validation fold is the held-out scanner and CV's is the fold scored; stock never stops early."""
-    from nnunet_phyjoint import splits as splits_module
     from nnunet_phyjoint.benchmark import loso, runner, stages
     from nnunet_phyjoint.benchmark.arms import known_arms
     from nnunet_phyjoint.training.early_stopping import PATIENCE_ENV
@@ -880,26 +899,14 @@ def test_benchmark_trains_without_early_stopping_in_both_protocols(monkeypatch, 
         seen.append(dict(env_overrides or {}))
         return {"status": "trained", "seconds": 1.0}
 
-    class Stop(Exception):
-        pass
-
     def train_all_then_stop(*args, **kwargs):
         stages.train_all(*args, **kwargs)
-        raise Stop
+        raise _StopAfterTraining
 
-    (tmp_path / "raw" / "Dataset801_XLOSO").mkdir(parents=True)
-    monkeypatch.setattr(loso, "loso_dataset", lambda source, target: "Dataset801_XLOSO")
-    monkeypatch.setattr(loso, "raw_dir", lambda: tmp_path / "raw")
-    monkeypatch.setattr(loso, "_with_source_plan_settings", lambda cfg, source: cfg)
-    monkeypatch.setattr(loso, "prepare", lambda *a, **k: None)
-    monkeypatch.setattr(loso, "train_all", train_all_then_stop)
+    _loso_without_data(monkeypatch, tmp_path, ["A", "B"], train_all_then_stop)
     monkeypatch.setattr(runner, "train_fold", fake_train_fold)
-    monkeypatch.setattr(splits_module, "write_splits", lambda *a, **k: None)
-    monkeypatch.setattr(splits_module, "leave_one_scanner_out_splits",
-                        lambda *a, **k: [{"held_out_scanner": "A", "train": [], "val": []},
-                                         {"held_out_scanner": "B", "train": [], "val": []}])
     cfg = stages.BenchmarkConfig(dataset="901", out=tmp_path / "out", epochs=5)
-    with pytest.raises(Stop):
+    with pytest.raises(_StopAfterTraining):
         loso.run_loso(cfg, "Dataset901_X", [known_arms()["phyjoint"]], [])
     assert len(seen) == 2 and all(env[PATIENCE_ENV] == "0" for env in seen)
     # the 4-fold benchmark too
@@ -921,32 +928,20 @@ def test_held_out_selects_loso_folds_by_a_part_of_the_scanner_name():
 
 
 def test_loso_trains_and_tables_only_the_chosen_held_out_scanner(monkeypatch, tmp_path):
-    from nnunet_phyjoint import splits as splits_module
     from nnunet_phyjoint.benchmark import loso
     from nnunet_phyjoint.benchmark.arms import known_arms
     from nnunet_phyjoint.benchmark.stages import BenchmarkConfig
 
     trained = []
 
-    class Stop(Exception):
-        pass
-
     def fake_train_all(cfg, name, arms, folds, log_dir, runs_file):
         trained.extend(folds)
-        raise Stop
+        raise _StopAfterTraining
 
-    (tmp_path / "raw" / "Dataset801_XLOSO").mkdir(parents=True)
-    monkeypatch.setattr(loso, "loso_dataset", lambda source, target: "Dataset801_XLOSO")
-    monkeypatch.setattr(loso, "raw_dir", lambda: tmp_path / "raw")
-    monkeypatch.setattr(loso, "_with_source_plan_settings", lambda cfg, source: cfg)
-    monkeypatch.setattr(loso, "prepare", lambda *a, **k: None)
-    monkeypatch.setattr(loso, "train_all", fake_train_all)
-    monkeypatch.setattr(splits_module, "write_splits", lambda *a, **k: None)
-    monkeypatch.setattr(splits_module, "leave_one_scanner_out_splits",
-                        lambda *a, **k: [{"held_out_scanner": s, "train": [], "val": []} for s in ("A1", "B2", "C3")])
+    _loso_without_data(monkeypatch, tmp_path, ["A1", "B2", "C3"], fake_train_all)
     cfg = BenchmarkConfig(dataset="901", out=tmp_path / "out", epochs=5, leave_one_scanner_out=True,
                           loso_held_out=["c3"])
-    with pytest.raises(Stop):
+    with pytest.raises(_StopAfterTraining):
         loso.run_loso(cfg, "Dataset901_X", [known_arms()["phyjoint"]], [])
     assert trained == [2]
 
