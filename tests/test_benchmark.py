@@ -927,6 +927,15 @@ def test_held_out_selects_loso_folds_by_a_part_of_the_scanner_name():
             select_held_out(splits, ambiguous_or_absent)
 
 
+def test_held_out_without_leave_one_scanner_out_is_an_error_before_anything_runs(tmp_path):
+    from nnunet_phyjoint.benchmark.pipeline import run_benchmark
+    from nnunet_phyjoint.benchmark.stages import BenchmarkConfig
+
+    with pytest.raises(ValueError, match="--held-out chooses held-out scanners of --leave-one-scanner-out"):
+        run_benchmark(BenchmarkConfig(dataset="999", out=tmp_path / "out", epochs=5, loso_held_out=["Toshiba"]))
+    assert not (tmp_path / "out").exists()
+
+
 def test_loso_trains_and_tables_only_the_chosen_held_out_scanner(monkeypatch, tmp_path):
     from nnunet_phyjoint.benchmark import loso
     from nnunet_phyjoint.benchmark.arms import known_arms

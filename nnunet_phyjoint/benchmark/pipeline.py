@@ -40,6 +40,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
 
     ``cfg.repeat`` k > 1 trains and scores the k-th independent run under ``$nnUNet_results/repeat_k``.
     """
+    if cfg.loso_held_out and not cfg.leave_one_scanner_out:
+        raise ValueError("--held-out chooses held-out scanners of --leave-one-scanner-out; add that option")
     with results_of_repeat(cfg.repeat) as results:
         if cfg.repeat > 1:
             print(f"[benchmark] repeat {cfg.repeat}: models in {results}", flush=True)
@@ -70,8 +72,6 @@ def _run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     dataset_name = find_dataset_name(cfg.dataset)
     if cfg.leave_one_scanner_out and cfg.test_dataset is not None:
         raise ValueError("--test-dataset goes with the cross-validation protocol, not --leave-one-scanner-out")
-    if cfg.loso_held_out and not cfg.leave_one_scanner_out:
-        raise ValueError("--held-out chooses held-out scanners of --leave-one-scanner-out; add that option")
     test_name = find_dataset_name(cfg.test_dataset) if cfg.test_dataset is not None else None
     if test_name is not None:
         from nnunet_phyjoint.benchmark.test_set import test_set_folders
