@@ -936,7 +936,7 @@ def test_held_out_without_leave_one_scanner_out_is_an_error_before_anything_runs
     assert not (tmp_path / "out").exists()
 
 
-def test_loso_trains_and_tables_only_the_chosen_held_out_scanner(monkeypatch, tmp_path):
+def test_loso_trains_only_the_chosen_held_out_scanner(monkeypatch, tmp_path):
     from nnunet_phyjoint.benchmark import loso
     from nnunet_phyjoint.benchmark.arms import known_arms
     from nnunet_phyjoint.benchmark.stages import BenchmarkConfig

@@ -105,14 +105,13 @@ def select_held_out(splits: list[dict[str, Any]], wanted: list[str] | None) -> l
     scanners = [s["held_out_scanner"] for s in splits]
     if not wanted:
         return list(range(len(splits)))
-    chosen: list[int] = []
+    chosen: set[int] = set()
     for name in wanted:
         hits = [i for i, s in enumerate(scanners) if name.casefold() in s.casefold()]
         if len(hits) != 1:
             raise ValueError(f"--held-out {name!r} matches {len(hits)} of the held-out scanners {scanners}; "
                              "give a name that matches exactly one")
-        if hits[0] not in chosen:
-            chosen.append(hits[0])
+        chosen.add(hits[0])
     return sorted(chosen)
 
 
